@@ -125,7 +125,8 @@ def parse(text: str) -> Reference:
             if ":" in name and "/" not in name:
                 raise InvalidReferenceError(text, "too many ':' (a port needs a '/repository' after it)")
             raise InvalidReferenceError(
-                text, f"tag {tag!r} must be letters, digits, '_', '.' or '-' (at most 128, not starting with '.' or '-')"
+                text,
+                f"tag {tag!r} must be letters, digits, '_', '.' or '-' (at most 128, not starting with '.' or '-')",
             )
     if not name:
         raise InvalidReferenceError(text, "empty repository name")
@@ -137,7 +138,7 @@ def parse(text: str) -> Reference:
         raise InvalidReferenceError(text, "empty repository name")
     if ":" in remainder:
         raise InvalidReferenceError(text, "too many ':' in the reference")
-    if remainder.lower() != remainder:
+    if remainder.lower() != remainder and _PATH_RE.fullmatch(remainder.lower()):
         raise InvalidReferenceError(text, "repository name must be lowercase")
     if not _PATH_RE.fullmatch(remainder):
         raise InvalidReferenceError(
