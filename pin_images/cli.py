@@ -270,7 +270,8 @@ def _finding_line(f: Finding) -> str:
             return f"{where}: {f.shown} is not pinned: {f.message}"
         return f"{where}: {f.shown} is not pinned"
     if f.status == STALE:
-        return f"{where}: {f.shown} is stale: the tag now points to {f.new_digest}"
+        name = f.ref.without_digest if f.ref else f.shown
+        return f"{where}: {name} is stale: pinned {f.old_digest}, the tag now points to {f.new_digest}"
     if f.status == ERROR:
         return f"{where}: {f.message}" if f.ref is None else f"{where}: {f.shown}: {f.message}"
     if f.status == SKIPPED:

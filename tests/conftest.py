@@ -1,0 +1,60 @@
+"""Shared fixtures: a fake Resolver for CLI tests, so they never touch the network."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+import pytest
+
+from pin_images.errors import RegistryError
+from pin_images.manifest import OCI_INDEX, Resolution
+
+
+def fake_digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+class FakeResolver:
+    """Answers every reference with a digest derived from its name and tag, or with a configured error."""
+
+    def __init__(self) -> None:
+        self.digests: dict[str, str] = {}
+        self.errors: dict[str, RegistryError] = {}
+        self.calls: list[tuple[str, str, object, object]] = []
+        self._lock = threading.Lock()
+
+    def digest_for(self, key: str) -> str:
+        return self.digests.get(key) or fake_digest(key)
+
+    def _answer(self, ref, platform, current, kind):
+        key = f"{ref.name}:{ref.lookup}"
+        with self._lock:
+            self.calls.append((kind, key, platform, current))
+        if key in self.errors:
+            raise self.errors[key]
+        return Resolution(digest=self.digest_for(key), media_type=OCI_INDEX)
+
+    def resolve(self, ref, platform=None):
+        return self._answer(ref, platform, None, "resolve")
+
+    def resolve_update(self, ref, current, platform=None):
+        return self._answer(ref, platform, current, "update")
+
+
+@pytest.fixture
+def resolver(monkeypatch):
+    """A FakeResolver that pin_images.cli.main uses instead of the real registry client."""
+    fake = FakeResolver()
+    monkeypatch.setattr("pin_images.cli.make_resolver", lambda settings, env: fake)
+    return fake
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail the test if the CLI tries to build a registry client at all."""
+
+    def refuse(settings, env):
+        raise AssertionError("the network was used")
+
+    monkeypatch.setattr("pin_images.cli.make_resolver", refuse)

@@ -1,0 +1,274 @@
+"""The CLI contract through main(argv): modes, output, exit codes and the bytes left on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pin_images import __version__
+from pin_images.cli import main
+from pin_images.errors import AuthError, NotFoundError
+from pin_images.manifest import Platform
+
+from .conftest import fake_digest
+
+PY = fake_digest("docker.io/library/python:3.12")
+ALPINE = fake_digest("docker.io/library/alpine:3.20")
+OLD = "sha256:" + "0" * 64
+
+
+def write(tmp_path, name, data: bytes):
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_pins_in_place_and_reports_each_change(tmp_path, resolver, capsys):
+    f = write(tmp_path, "Dockerfile", b"FROM python:3.12 AS build\nRUN make\nFROM alpine:3.20\nCOPY --from=build /a /a\n")
+    assert main([str(f)]) == 1
+    assert f.read_bytes() == (
+        f"FROM python:3.12@{PY} AS build\nRUN make\nFROM alpine:3.20@{ALPINE}\nCOPY --from=build /a /a\n".encode()
+    )
+    out = capsys.readouterr().out
+    assert f"{f}:1: python:3.12 -> python:3.12@{PY}" in out
+    assert f"{f}:3: alpine:3.20 -> alpine:3.20@{ALPINE}" in out
+    assert "pinned 2 references in 1 file" in out
+
+
+def test_second_run_changes_nothing_and_keeps_mtime(tmp_path, resolver, capsys):
+    f = write(tmp_path, "Dockerfile", b"FROM python:3.12\n")
+    assert main([str(f)]) == 1
+    pinned = f.read_bytes()
+    os.utime(f, (1_000_000, 1_000_000))
+    resolver.calls.clear()
+    assert main([str(f)]) == 0
+    assert f.read_bytes() == pinned
+    assert f.stat().st_mtime == 1_000_000
+    assert resolver.calls == []  # name@tag@digest is left alone without --update
+    assert "all 1 reference pinned" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        b"\xef\xbb\xbfFROM python:3.12\r\n\tRUN x\r\n",  # BOM and CRLF
+        b"from python:3.12 as Build\n# comment \xff\xfe not utf-8\n",  # case kept, odd bytes in a comment
+        b"FROM \\\n  python:3.12 \\\n  AS b",  # continuation, no newline at EOF
+        b"FROM python:3.12\nRUN <<EOF\nFROM ubuntu\nEOF\n",  # heredoc body is not an instruction
+    ],
+)
+def test_only_the_digest_is_inserted(tmp_path, resolver, original):
+    f = write(tmp_path, "Dockerfile", original)
+    assert main([str(f)]) == 1
+    new = f.read_bytes()
+    assert new.replace(b"@" + PY.encode(), b"") == original
+    assert new.count(PY.encode()) == 1
+
+
+def test_check_is_offline_and_names_file_and_line(tmp_path, no_network, capsys):
+    f = write(tmp_path, "Dockerfile", f"FROM python:3.12@{PY}\nFROM alpine:3.20\n".encode())
+    before = f.read_bytes()
+    assert main(["--check", str(f)]) == 1
+    assert f.read_bytes() == before
+    out = capsys.readouterr().out
+    assert f"{f}:2: alpine:3.20 is not pinned" in out
+    assert ":1:" not in out
+    assert "1 reference unpinned" in out
+
+
+def test_check_passes_when_everything_is_pinned(tmp_path, no_network, capsys):
+    f = write(tmp_path, "Dockerfile", f"FROM python:3.12@{PY}\nFROM scratch\nFROM alpine@{ALPINE}\n".encode())
+    assert main(["--check", str(f)]) == 0
+
+
+def test_check_does_not_import_requests_or_google_auth(tmp_path):
+    f = write(tmp_path, "Dockerfile", b"FROM python:3.12\n")
+    code = (
+        "import sys; from pin_images.cli import main; rc = main(['--check', '-q', sys.argv[1]]); "
+        "bad = [m for m in ('requests', 'google.auth', 'urllib3') if m in sys.modules]; "
+        "assert not bad, bad; sys.exit(rc)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+
+
+def test_dry_run_prints_a_diff_and_writes_nothing(tmp_path, resolver, capsys):
+    f = write(tmp_path, "Dockerfile", b"FROM python:3.12\n")
+    assert main(["--dry-run", str(f)]) == 1
+    assert f.read_bytes() == b"FROM python:3.12\n"
+    out = capsys.readouterr().out
+    assert f"-FROM python:3.12\n+FROM python:3.12@{PY}\n" in out
+    assert f"--- a/{f}" in out
+
+
+def test_update_replaces_a_moved_tag_and_keeps_a_current_one(tmp_path, resolver, capsys):
+    f = write(tmp_path, "Dockerfile", f"FROM python:3.12@{OLD}\nFROM alpine:3.20@{ALPINE}\n".encode())
+    assert main(["--update", str(f)]) == 1
+    assert f.read_bytes() == f"FROM python:3.12@{PY}\nFROM alpine:3.20@{ALPINE}\n".encode()
+    assert ("update", "docker.io/library/python:3.12", None, OLD) in resolver.calls
+    assert f"{f}:1: python:3.12@{OLD} -> python:3.12@{PY}" in capsys.readouterr().out
+    assert main(["--update", str(f)]) == 0
+
+
+def test_digest_only_pins_are_never_touched(tmp_path, resolver):
+    f = write(tmp_path, "Dockerfile", f"FROM python@{OLD}\n".encode())
+    assert main(["--update", str(f)]) == 0
+    assert resolver.calls == []
+
+
+def test_check_update_reports_stale_pins_without_writing(tmp_path, resolver, capsys):
+    f = write(tmp_path, "Dockerfile", f"FROM python:3.12@{OLD}\nFROM alpine:3.20\n".encode())
+    before = f.read_bytes()
+    assert main(["--check", "--update", str(f)]) == 1
+    assert f.read_bytes() == before
+    out = capsys.readouterr().out
+    assert f"{f}:1: python:3.12 is stale: pinned {OLD}, the tag now points to {PY}" in out
+    assert f"{f}:2: alpine:3.20 is not pinned" in out
+
+
+def test_a_file_with_a_failed_reference_is_left_untouched_others_written(tmp_path, resolver, capsys):
+    resolver.errors["docker.io/library/python:3.99"] = NotFoundError(
+        "tag 3.99 not found in docker.io/library/python", "registry-1.docker.io"
+    )
+    bad = write(tmp_path, "a/Dockerfile", b"FROM alpine:3.20\nFROM python:3.99\n")
+    good = write(tmp_path, "b/Dockerfile", b"FROM alpine:3.20\n")
+    assert main([str(tmp_path)]) == 2
+    assert bad.read_bytes() == b"FROM alpine:3.20\nFROM python:3.99\n"
+    assert good.read_bytes() == f"FROM alpine:3.20@{ALPINE}\n".encode()
+    err = capsys.readouterr().err
+    assert f"{bad}:2: python:3.99: tag 3.99 not found in docker.io/library/python\n" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_each_unique_reference_is_resolved_once(tmp_path, resolver):
+    for i in range(5):
+        write(tmp_path, f"s{i}/Dockerfile", b"FROM python:3.12\nFROM docker.io/library/python:3.12 AS x\n")
+    assert main([str(tmp_path)]) == 1
+    assert [c[1] for c in resolver.calls] == ["docker.io/library/python:3.12"]
+
+
+def test_invalid_reference_is_an_error_naming_file_and_line(tmp_path, resolver, capsys):
+    f = write(tmp_path, "Dockerfile", b"FROM alpine:3.20\nFROM Python:3\n")
+    assert main([str(f)]) == 2
+    assert f.read_bytes() == b"FROM alpine:3.20\nFROM Python:3\n"
+    err = capsys.readouterr().err
+    assert f"{f}:2: invalid image reference 'Python:3': repository name must be lowercase" in err
+
+
+def test_single_arg_reference_pins_the_arg_default(tmp_path, resolver):
+    f = write(tmp_path, "Dockerfile", b'ARG BASE="python:3.12"\nFROM ${BASE}\nFROM $BASE AS two\n')
+    assert main([str(f)]) == 1
+    assert f.read_bytes() == f'ARG BASE="python:3.12@{PY}"\nFROM ${{BASE}}\nFROM $BASE AS two\n'.encode()
+
+
+def test_composed_reference_gets_the_digest_after_the_text(tmp_path, resolver):
+    f = write(tmp_path, "Dockerfile", b"ARG V=3.12\nFROM python:${V}\n")
+    assert main([str(f)]) == 1
+    assert f.read_bytes() == f"ARG V=3.12\nFROM python:${{V}}@{PY}\n".encode()
+
+
+def test_build_arg_overrides_the_default(tmp_path, resolver):
+    f = write(tmp_path, "Dockerfile", b"ARG V=3.11\nFROM python:${V}\n")
+    assert main(["--build-arg", "V=3.12", str(f)]) == 1
+    assert f.read_bytes() == f"ARG V=3.11\nFROM python:${{V}}@{PY}\n".encode()
+
+
+def test_arg_without_value_is_a_warning_and_fails_check(tmp_path, resolver, capsys):
+    f = write(tmp_path, "Dockerfile", b"ARG BASE\nFROM ${BASE}\n")
+    assert main([str(f)]) == 0
+    assert f.read_bytes() == b"ARG BASE\nFROM ${BASE}\n"
+    assert "BASE" in capsys.readouterr().err
+    assert main(["--check", str(f)]) == 1
+
+
+def test_platform_args_are_skipped_and_do_not_fail_check(tmp_path, no_network, capsys):
+    f = write(tmp_path, "Dockerfile", b"FROM --platform=$BUILDPLATFORM alpine:3.20@" + ALPINE.encode()
+              + b"\nARG TARGETARCH\nFROM ${TARGETARCH}/alpine:3.20\n")
+    assert main(["--check", str(f)]) == 0
+
+
+def test_pragma_skips_the_next_instruction(tmp_path, resolver):
+    f = write(tmp_path, "Dockerfile", b"# pin-images: ignore\nFROM python:3.12\nFROM alpine:3.20\n")
+    assert main([str(f)]) == 1
+    assert f.read_bytes() == f"# pin-images: ignore\nFROM python:3.12\nFROM alpine:3.20@{ALPINE}\n".encode()
+
+
+def test_platform_option_reaches_the_resolver(tmp_path, resolver):
+    f = write(tmp_path, "Dockerfile", b"FROM python:3.12\n")
+    assert main(["--platform", "linux/arm64", str(f)]) == 1
+    (call,) = resolver.calls
+    assert call[2] == Platform("linux", "arm64", "v8") or call[2] == Platform("linux", "arm64")
+
+
+def test_json_output_is_valid_and_complete(tmp_path, resolver, capsys):
+    resolver.errors["docker.io/library/alpine:3.20"] = AuthError("denied", "registry-1.docker.io")
+    f = write(tmp_path, "Dockerfile", b"FROM python:3.12\nFROM alpine:3.20\nFROM scratch\n")
+    assert main(["--format", "json", "--dry-run", str(f)]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["version"] == 1
+    assert doc["exit_code"] == 2
+    refs = {r["line"]: r for r in doc["references"]}
+    assert refs[1]["status"] == "pinned" and refs[1]["new_digest"] == PY
+    assert refs[1]["name"] == "docker.io/library/python"
+    assert refs[2]["status"] == "error" and refs[2]["message"] == "denied"
+    assert set(refs) == {1, 2}
+
+
+def test_missing_path_is_an_error_but_other_paths_still_run(tmp_path, resolver, capsys):
+    f = write(tmp_path, "Dockerfile", b"FROM python:3.12\n")
+    assert main([str(tmp_path / "nope"), str(f)]) == 2
+    assert f.read_bytes() == f"FROM python:3.12@{PY}\n".encode()
+    assert "nope: no such file or directory" in capsys.readouterr().err
+
+
+def test_directory_without_dockerfiles_is_fine(tmp_path, no_network, capsys):
+    (tmp_path / "README.md").write_text("FROM python\n")
+    assert main([str(tmp_path)]) == 0
+    assert "no image references found (0 files scanned)" in capsys.readouterr().out
+
+
+def test_binary_file_is_an_error(tmp_path, no_network, capsys):
+    f = write(tmp_path, "Dockerfile", b"FROM x\x00\x01")
+    assert main([str(f)]) == 2
+    assert str(f) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--registry-mirror", "docker.io"], "--registry-mirror"),
+        (["--registry-mirror", "docker.io=ftp://x"], "--registry-mirror"),
+        (["--build-arg", "NOVALUE"], "--build-arg"),
+        (["--jobs", "0"], "--jobs"),
+        (["--platform", "linux"], "--platform"),
+        (["-q", "-v"], "-q and -v"),
+    ],
+)
+def test_bad_options_are_usage_errors(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_quiet_prints_only_errors(tmp_path, resolver, capsys):
+    f = write(tmp_path, "Dockerfile", b"FROM python:3.12\n")
+    assert main(["-q", str(f)]) == 1
+    assert capsys.readouterr().out == ""
+
+
+def test_python_dash_m_entry_point(tmp_path):
+    f = write(tmp_path, "Dockerfile", b"FROM python:3.12\n")
+    proc = subprocess.run([sys.executable, "-m", "pin_images", "--check", str(f)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "python:3.12 is not pinned" in proc.stdout
