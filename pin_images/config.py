@@ -152,7 +152,7 @@ def _quote_key(key: str) -> str:
     return key if key and all(ch.isalnum() or ch in "-_" for ch in key) else json.dumps(key)
 
 
-def _registry_key(name: str) -> str:
+def registry_key(name: str) -> str:
     # Same spelling rules as the --registry-mirror/--insecure-registry options, so file and flags merge by key.
     name = name.strip().lower()
     return "docker.io" if name in ("index.docker.io", "registry-1.docker.io") else name
@@ -196,7 +196,7 @@ def _mirrors(value: Any, where: str) -> dict[str, list[str]]:
         else:
             raise ConfigError(f"{at}: expected a URL string or a non-empty array of URL strings, got {_show(urls)}")
         # index.docker.io and docker.io are one registry; keep the file's order when both are given.
-        mirrors.setdefault(_registry_key(registry), []).extend(found)
+        mirrors.setdefault(registry_key(registry), []).extend(found)
     return mirrors
 
 
@@ -247,7 +247,7 @@ def _update(value: Any, where: str) -> bool:
 
 
 def _insecure(value: Any, where: str) -> list[str]:
-    return [_registry_key(host) for host in _string_list(value, where)]
+    return [registry_key(host) for host in _string_list(value, where)]
 
 
 # File key -> (FileConfig field, validator). Keys mirror the long options, plural where the option repeats.

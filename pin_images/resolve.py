@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol, Union
 
 from . import dockerfile
+from .config import matches_ignore
 from .dockerfile import Edit, ImageUse
 from .errors import InvalidReferenceError, PinImagesError, RegistryError
 from .manifest import Platform, Resolution
@@ -39,6 +40,7 @@ class Options:
     update: bool = False
     platform: Platform | None = None
     jobs: int = 8
+    ignore_images: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,9 @@ def classify(path: str, text: str, uses: Sequence[ImageUse], options: Options, p
             ref = parse(use.image)
         except InvalidReferenceError as exc:
             plan.findings.append(Finding(**base, status=ERROR, message=str(exc)))
+            continue
+        if options.ignore_images and matches_ignore(options.ignore_images, ref.original, ref.normalized):
+            plan.findings.append(Finding(**base, status=SKIPPED, ref=ref, message="ignored (ignore-images)"))
             continue
         if ref.digest is not None and ref.tag is None:
             # A digest-only pin names exactly one manifest; there is no tag to follow, so it is never changed.

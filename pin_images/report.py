@@ -1,0 +1,249 @@
+"""Turn a run's findings into output: text lines, JSON, GitHub annotations or SARIF; and the exit code."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from . import __version__
+from .errors import PinImagesError
+from .resolve import CHANGES, ERROR, FAILS_CHECK, PINNED, SKIPPED, STALE, UNPINNED, UPDATED, Finding
+
+JSON_SCHEMA_VERSION = 1
+EXIT_OK, EXIT_CHANGED, EXIT_ERROR = 0, 1, 2
+FORMATS = ("text", "json", "github", "sarif")
+INFO_URI = "https://github.com/pin-images/pin-images"
+
+
+@dataclass
+class Report:
+    """Everything a run found and did."""
+
+    findings: list[Finding] = field(default_factory=list)
+    file_errors: list[PinImagesError] = field(default_factory=list)
+    changed_files: list[str] = field(default_factory=list)
+    diffs: list[str] = field(default_factory=list)
+    files_scanned: int = 0
+    mode: str = "write"  # write | check | dry-run
+    update: bool = False
+    platform: str | None = None
+
+
+def exit_code(report: Report) -> int:
+    """2 on any error; 1 if files changed, would change, or a check failed; else 0."""
+    if report.file_errors or any(f.status == ERROR for f in report.findings):
+        return EXIT_ERROR
+    if report.changed_files or any(f.status in FAILS_CHECK for f in report.findings):
+        return EXIT_CHANGED
+    return EXIT_OK
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def finding_line(f: Finding) -> str:
+    """One line for one finding, starting with ``path:line:``."""
+    where = f"{f.path}:{f.line}"
+    name = f.ref.without_digest if f.ref else f.shown
+    if f.status in (PINNED, UPDATED):
+        old = f.ref.original if f.ref else f.shown
+        return f"{where}: {old} -> {name}@{f.new_digest}"
+    if f.status == UNPINNED:
+        return f"{where}: {f.shown} is not pinned" + (f": {f.message}" if f.warning else "")
+    if f.status == STALE:
+        return f"{where}: {name} is stale: pinned {f.old_digest}, the tag now points to {f.new_digest}"
+    if f.status == ERROR:
+        return f"{where}: {f.message}" if f.ref is None else f"{where}: {f.shown}: {f.message}"
+    if f.status == SKIPPED:
+        return f"{where}: {'warning: ' if f.warning else ''}{f.shown} skipped: {f.message}"
+    return f"{where}: {f.shown} is pinned"
+
+
+def summary(report: Report) -> str:
+    counts: dict[str, int] = {}
+    for f in report.findings:
+        counts[f.status] = counts.get(f.status, 0) + 1
+    would = report.mode != "write"
+    parts = []
+    if counts.get(PINNED):
+        parts.append(f"{'would pin' if would else 'pinned'} {_plural(counts[PINNED], 'reference')}")
+    if counts.get(UPDATED):
+        parts.append(f"{'would update' if would else 'updated'} {_plural(counts[UPDATED], 'reference')}")
+    if parts:
+        parts[-1] += f" in {_plural(len(report.changed_files), 'file')}"
+    if counts.get(UNPINNED):
+        parts.append(f"{_plural(counts[UNPINNED], 'reference')} unpinned")
+    if counts.get(STALE):
+        parts.append(f"{counts[STALE]} stale")
+    errors = counts.get(ERROR, 0) + len(report.file_errors)
+    if errors:
+        parts.append(_plural(errors, "error"))
+    if parts:
+        return ", ".join(parts)
+    scanned = f" ({_plural(report.files_scanned, 'file')} scanned)"
+    n = len(report.findings)
+    return (f"all {_plural(n, 'reference')} pinned" if n else "no image references found") + scanned
+
+
+def to_json(report: Report) -> dict[str, Any]:
+    """The ``--format json`` document; its schema is docs/output.schema.json (versioned by ``version``)."""
+    return {
+        "version": JSON_SCHEMA_VERSION,
+        "tool": {"name": "pin-images", "version": __version__},
+        "mode": report.mode,
+        "update": report.update,
+        "platform": report.platform,
+        "exit_code": exit_code(report),
+        "summary": summary(report),
+        "files_scanned": report.files_scanned,
+        "files_changed": report.changed_files,
+        "references": [
+            {
+                "file": f.path,
+                "line": f.line,
+                "reference": f.written,
+                "image": f.image,
+                "name": f.ref.name if f.ref else None,
+                "status": f.status,
+                "old_digest": f.old_digest,
+                "new_digest": f.new_digest,
+                "message": f.message,
+            }
+            for f in report.findings
+        ],
+        "errors": [str(e) for e in report.file_errors],
+    }
+
+
+def _gh_escape(value: str, prop: bool = False) -> str:
+    value = value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        value = value.replace(":", "%3A").replace(",", "%2C")
+    return value
+
+
+def github_lines(report: Report) -> list[str]:
+    """GitHub Actions workflow commands: errors for failures, warnings for warnings, notices for edits."""
+    out = []
+    for e in report.file_errors:
+        path = getattr(e, "path", "") or ""
+        line = getattr(e, "line", None)
+        props = f"file={_gh_escape(path, True)}" + (f",line={line}" if line else "") if path else ""
+        out.append(f"::error {props}::{_gh_escape(str(e))}" if props else f"::error::{_gh_escape(str(e))}")
+    for f in report.findings:
+        if f.status == ERROR or f.status in FAILS_CHECK:
+            level = "warning" if f.warning and f.status != ERROR else "error"
+        elif f.status in CHANGES:
+            level = "notice"
+        elif f.warning:
+            level = "warning"
+        else:
+            continue
+        props = f"file={_gh_escape(f.path, True)},line={f.line},title=pin-images"
+        out.append(f"::{level} {props}::{_gh_escape(finding_line(f))}")
+    return out
+
+
+_RULES = {
+    UNPINNED: ("unpinned-image", "Image reference is not pinned to a digest",
+               "Run pin-images to add the sha256 manifest digest to this reference."),
+    STALE: ("stale-pin", "Pinned digest no longer matches its tag",
+            "Run pin-images --update to move the digest to what the tag points to now."),
+    ERROR: ("resolution-error", "Image reference could not be checked",
+            "Fix the reference, the credentials or the registry named in the message."),
+}
+
+
+def to_sarif(report: Report) -> dict[str, Any]:
+    """SARIF 2.1.0: one result per unpinned or stale reference and per error, with file and line."""
+    rule_ids = [r[0] for r in _RULES.values()]
+    results = []
+    for f in report.findings:
+        if f.status not in _RULES:
+            continue
+        rule_id = _RULES[f.status][0]
+        results.append(
+            {
+                "ruleId": rule_id,
+                "ruleIndex": rule_ids.index(rule_id),
+                "level": "warning" if f.warning else "error",
+                "message": {"text": finding_line(f).split(": ", 1)[1]},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": f.path.replace("\\", "/")},
+                            "region": {"startLine": f.line},
+                        }
+                    }
+                ],
+            }
+        )
+    for e in report.file_errors:
+        path = getattr(e, "path", "") or ""
+        result: dict[str, Any] = {
+            "ruleId": _RULES[ERROR][0],
+            "ruleIndex": rule_ids.index(_RULES[ERROR][0]),
+            "level": "error",
+            "message": {"text": str(e)},
+        }
+        if path:
+            region = {"startLine": e.line} if getattr(e, "line", None) else None
+            loc: dict[str, Any] = {"artifactLocation": {"uri": path.replace("\\", "/")}}
+            if region:
+                loc["region"] = region
+            result["locations"] = [{"physicalLocation": loc}]
+        results.append(result)
+    return {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "pin-images",
+                        "version": __version__,
+                        "informationUri": INFO_URI,
+                        "rules": [
+                            {"id": rid, "shortDescription": {"text": short}, "help": {"text": help_text}}
+                            for rid, short, help_text in _RULES.values()
+                        ],
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
+
+
+def write_report(report: Report, fmt: str, out: IO[str], err: IO[str], *, quiet: bool = False,
+                 verbose: bool = False) -> None:
+    """Print ``report`` in ``fmt``; machine formats go to ``out`` alone, text splits errors onto ``err``."""
+    if fmt == "json":
+        json.dump(to_json(report), out, indent=2)
+        out.write("\n")
+        return
+    if fmt == "sarif":
+        json.dump(to_sarif(report), out, indent=2)
+        out.write("\n")
+        return
+    if fmt == "github":
+        for line in github_lines(report):
+            out.write(line + "\n")
+        if not quiet:
+            out.write(summary(report) + "\n")
+        return
+    for e in report.file_errors:
+        err.write(f"{e}\n")
+    for f in report.findings:
+        if f.status == ERROR or (f.warning and not quiet):
+            err.write(finding_line(f) + "\n")
+        elif quiet:
+            continue
+        elif f.status in CHANGES or f.status in FAILS_CHECK or verbose:
+            out.write(finding_line(f) + "\n")
+    for d in report.diffs:
+        out.write(d)
+    if not quiet:
+        out.write(summary(report) + "\n")
