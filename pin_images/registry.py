@@ -246,6 +246,7 @@ class RegistryClient:
         self._token_flights = _SingleFlight()
         self._not_before: dict[str, float] = {}
         self._verify_cache: dict[str, str | None] = {}
+        self._loopback_schemes: dict[str, str] = {}
 
     @staticmethod
     def _default_session() -> requests.Session:
@@ -293,9 +294,40 @@ class RegistryClient:
     def _endpoints(self, registry: str) -> list[_Endpoint]:
         result = [self._mirror_endpoint(url) for url in self._mirrors.get(registry.lower(), ())]
         netloc = HUB_API_HOST if registry == DEFAULT_REGISTRY else registry
-        scheme = "http" if is_loopback(netloc) or self._is_insecure(netloc) else "https"
+        if self._is_insecure(netloc):
+            scheme = "http"
+        elif is_loopback(netloc):
+            scheme = self._loopback_scheme(netloc)
+        else:
+            scheme = "https"
         result.append(_Endpoint(f"{scheme}://{netloc}", registry, scheme == "https" or is_loopback(netloc), False))
         return result
+
+    def _loopback_scheme(self, netloc: str) -> str:
+        """A registry on this machine may serve TLS or plain http; like docker, try https first. Probed once."""
+        with self._lock:
+            lock = self._probe_locks.setdefault("scheme " + netloc, threading.Lock())
+        with lock:
+            if netloc not in self._loopback_schemes:
+                self._loopback_schemes[netloc] = self._probe_tls(netloc)
+            return self._loopback_schemes[netloc]
+
+    def _probe_tls(self, netloc: str) -> str:
+        try:
+            resp = self._session.get(
+                # A local TLS handshake is instant; don't let a silent plain-http server hold the run for long.
+                f"https://{netloc}/v2/", headers={"User-Agent": self._user_agent},
+                timeout=(self._timeout[0], min(self._timeout[1], 5.0)),
+                allow_redirects=False, stream=True, verify=self._verify(netloc), auth=_NO_AUTH,
+            )
+        except requests.exceptions.SSLError as exc:
+            # An untrusted certificate still means TLS: keep https so the error says how to trust the CA.
+            return "https" if "CERTIFICATE_VERIFY_FAILED" in str(exc) else "http"
+        except requests.exceptions.RequestException:
+            return "http"  # no TLS handshake (a plain http registry), refused, or timed out
+        self._count("ping")
+        _discard(resp)
+        return "https"
 
     def _mirror_endpoint(self, url: str) -> _Endpoint:
         url = url.strip().rstrip("/")
@@ -470,7 +502,7 @@ class RegistryClient:
     def _read_capped(self, ep: _Endpoint, resp: requests.Response, limit: int, what: str) -> bytes:
         too_big = f"{what} larger than " + (f"{limit // 1048576} MiB" if limit % 1048576 == 0 else f"{limit} bytes")
         length = resp.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > limit:
+        if length.isascii() and length.isdigit() and int(length) > limit:  # "²".isdigit() is True
             raise self._bad(ep, too_big)
         chunks: list[bytes] = []
         size = 0
@@ -689,7 +721,10 @@ class RegistryClient:
         """One token request for ``scopes``; stores the token under every scope it was asked for."""
         realm = challenge.get("realm") or ""
         service = challenge.get("service")
-        parts = urlsplit(realm)
+        try:
+            parts = urlsplit(realm)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            raise self._bad(ep, "Bearer challenge has no usable realm URL") from None
         if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
             raise self._bad(ep, "Bearer challenge has no usable realm URL")
         realm_host = _netloc(realm)
@@ -731,7 +766,7 @@ class RegistryClient:
     def _parse_token(self, ep: _Endpoint, body: bytes) -> tuple[str, float]:
         try:
             doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # deeply nested junk raises RecursionError
             raise self._bad(ep, "token response is not JSON") from None
         if not isinstance(doc, dict):
             raise self._bad(ep, "token response is not a JSON object")
@@ -804,9 +839,13 @@ class RegistryClient:
                 url = requests.Request("GET", url, params=params).prepare().url or url
                 params = None
             seen.add(url)
-            target = urljoin(url, location)
             host = _netloc(url)
-            if urlsplit(target).scheme.lower() not in ("http", "https"):
+            try:
+                target = urljoin(url, location)
+                scheme = urlsplit(target).scheme.lower()
+            except ValueError:  # e.g. "http://[::1/": a hostile Location must not crash the run
+                raise BadResponseError(f"bad registry response from {host}: malformed redirect URL", host) from None
+            if scheme not in ("http", "https"):
                 raise BadResponseError(f"bad registry response from {host}: redirect to a non-HTTP URL", host)
             if target in seen:
                 raise BadResponseError(f"bad registry response from {host}: redirect loop", host)
@@ -844,6 +883,11 @@ class RegistryClient:
                 continue
             except requests.exceptions.RequestException as exc:
                 raise RegistryConnectionError(f"cannot reach {host}: {_describe_exception(exc)}", host) from None
+            except (UnicodeError, ValueError) as exc:
+                # requests decodes a 3xx Location as UTF-8 even with allow_redirects=False; latin-1 bytes raise.
+                raise BadResponseError(
+                    f"bad registry response from {host}: malformed response ({exc.__class__.__name__})", host
+                ) from None
             status = resp.status_code
             if status == 401:
                 self._count("unauthorized")
@@ -881,7 +925,7 @@ class RegistryClient:
         value = (resp.headers.get("Retry-After") or "").strip()
         if not value:
             return None
-        if value.isdigit():
+        if value.isascii() and value.isdigit():  # not "²", which isdigit() accepts and float() rejects
             seconds = float(value)
         else:
             try:

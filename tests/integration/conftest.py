@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,42 @@ def token_registry(registry_bin: str) -> Iterator[RegistryServer]:
 def tls_registry(registry_bin: str) -> Iterator[RegistryServer]:
     """Anonymous registry over https with a throw-away CA at ``.ca_path``."""
     yield from _serve("tls", registry_bin)
+
+
+# Variables that would let the machine's own docker/podman logins, CA bundles or proxies leak into a CLI run.
+_LEAKY_ENV = (
+    "DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME",
+    "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy",
+)  # fmt: skip
+
+
+@pytest.fixture
+def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty ``$HOME`` for ``pin_images.cli.main``, with every credential, CA and proxy variable cleared."""
+    for name in _LEAKY_ENV:
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_home: Path) -> Callable[..., Path]:
+    """``docker_config({host: (user, password)})`` writes a ``config.json`` with base64 ``auths`` and points
+    ``DOCKER_CONFIG`` at it; returns the file's path."""
+
+    def write(auths: dict[str, tuple[str, str]]) -> Path:
+        directory = tmp_path / "docker-config"
+        directory.mkdir(exist_ok=True)
+        entries = {
+            host: {"auth": base64.b64encode(f"{user}:{password}".encode()).decode("ascii")}
+            for host, (user, password) in auths.items()
+        }
+        path = directory / "config.json"
+        path.write_text(json.dumps({"auths": entries}, indent=2))
+        monkeypatch.setenv("DOCKER_CONFIG", str(directory))
+        return path
+
+    return write
