@@ -99,10 +99,14 @@ def _relative_globs(globs: Sequence[str], config_path: str | None, cwd: str) -> 
     """Config-file excludes are relative to the config file's directory; paths are matched relative to cwd."""
     if not config_path:
         return list(globs)
-    base = os.path.relpath(os.path.dirname(os.path.abspath(config_path)), cwd)
-    if base == ".":
+    base = os.path.dirname(os.path.abspath(config_path))
+    if os.path.relpath(base, cwd) == ".":
         return list(globs)
-    return [g if "/" not in g.strip("/") else f"{base}/{g.lstrip('/')}".replace(os.sep, "/") for g in globs]
+    # Rebased through the file system, not by prefixing: from a subdirectory, `svc/old/*` must become `old/*`.
+    return [
+        g if "/" not in g.strip("/") else os.path.relpath(os.path.join(base, g.lstrip("/")), cwd).replace(os.sep, "/")
+        for g in globs
+    ]
 
 
 def settings_from_args(args: argparse.Namespace, cfg: FileConfig | None = None, cwd: str | None = None) -> Settings:
@@ -183,6 +187,8 @@ def make_resolver(settings: Settings, env: dict[str, str]) -> Resolver:
         mirrors=settings.mirrors,
         timeout=(min(10.0, settings.timeout), settings.timeout),
         ca_dirs=ca_dirs,
+        # requests reads REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE itself, but not OpenSSL's SSL_CERT_FILE.
+        ca_bundle=None if env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") else env.get("SSL_CERT_FILE"),
         insecure=settings.insecure,
     )
 
@@ -283,6 +289,15 @@ def _diff(path: str, old: bytes, new: bytes) -> str:
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out)
 
 
+def _fail(exc: PinImagesError, fmt: str | None, args: argparse.Namespace) -> int:
+    """A run that could not start: one line on stderr, and still a valid document for machine formats."""
+    sys.stderr.write(f"pin-images: error: {exc}\n")
+    if fmt in ("json", "sarif"):
+        mode = "check" if args.check else ("dry-run" if args.dry_run else "write")
+        write_report(Report(file_errors=[exc], mode=mode, update=bool(args.update)), fmt, sys.stdout, sys.stderr)
+    return EXIT_ERROR
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -293,16 +308,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         cwd = os.getcwd()
         settings = settings_from_args(args, load_file_config(args, cwd), cwd)
     except PinImagesError as exc:
-        sys.stderr.write(f"pin-images: error: {exc}\n")
-        return EXIT_ERROR
+        return _fail(exc, args.format, args)
     show_progress = settings.fmt == "text" and not settings.quiet and sys.stderr.isatty()
     try:
         report = run(settings, progress=sys.stderr if show_progress else None)
     except PinImagesError as exc:
-        sys.stderr.write(f"pin-images: error: {exc}\n")
-        return EXIT_ERROR
+        return _fail(exc, settings.fmt, args)
     except KeyboardInterrupt:
         sys.stderr.write("pin-images: interrupted; files already written are complete, the rest untouched\n")
         return 130
-    write_report(report, settings.fmt, sys.stdout, sys.stderr, quiet=settings.quiet, verbose=settings.verbose)
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ  # https://no-color.org
+    write_report(report, settings.fmt, sys.stdout, sys.stderr, quiet=settings.quiet, verbose=settings.verbose,
+                 color=color)
     return exit_code(report)

@@ -219,6 +219,7 @@ class RegistryClient:
         retries: int = 3,
         max_retry_wait: float = 30.0,
         ca_dirs: Sequence[str] = (),
+        ca_bundle: str | None = None,
         insecure: Sequence[str] = (),
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -232,6 +233,7 @@ class RegistryClient:
         self._tries = max(1, retries)
         self._max_retry_wait = max_retry_wait
         self._ca_dirs = tuple(ca_dirs)
+        self._ca_bundle = ca_bundle
         self._insecure = frozenset(h.lower() for h in insecure)
         self._session = session if session is not None else self._default_session()
         self._sleep = sleep
@@ -945,10 +947,13 @@ class RegistryClient:
             self._sleep(delay)
 
     def _verify(self, host: str) -> str | None:
-        """certs.d CA file for host[:port], passed per request; None lets the session/REQUESTS_CA_BUNDLE decide."""
+        """certs.d CA file for host[:port], else ``ca_bundle``, passed per request; None lets requests decide.
+
+        Per request because, with trust_env, requests lets REQUESTS_CA_BUNDLE override Session.verify.
+        """
         if host in self._verify_cache:
             return self._verify_cache[host]
-        found = None
+        found = self._ca_bundle
         for directory in self._ca_dirs:
             path = os.path.join(directory, host, "ca.crt")
             if os.path.isfile(path):

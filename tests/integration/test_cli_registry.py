@@ -427,11 +427,12 @@ def test_tls_trusted_through_certs_d_in_home(
     assert g.read_bytes() == f"FROM tls-mirrored:1@{mirrored.digest}\n".encode()
 
 
-def test_tls_trusted_through_requests_ca_bundle(
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"])
+def test_tls_trusted_through_a_ca_bundle_variable(
     tls_registry: RegistryServer, secure: SeededImage, cli_home: Path, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str,
 ) -> None:
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_registry.ca_path))
+    monkeypatch.setenv(variable, str(tls_registry.ca_path))
     name = f"{tls_registry.host}/{secure.repo}:v1"
     f = write(tmp_path / "Dockerfile", f"FROM {name}\n".encode())
     assert main([str(f)]) == 1
