@@ -119,7 +119,7 @@ def select_child(children: tuple[PlatformChild, ...], wanted: Platform) -> Platf
 def _loads_object(body: bytes, what: str) -> dict[str, Any]:
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # "[[[[..." nests past the recursion limit
         raise ManifestError(f"{what} is not valid JSON ({exc.__class__.__name__})") from None
     if not isinstance(doc, dict):
         raise ManifestError(f"{what} is not a JSON object")
