@@ -317,6 +317,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("pin-images: interrupted; files already written are complete, the rest untouched\n")
         return 130
+    except Exception as exc:  # a bug in pin-images: say so in one line; the traceback only on request
+        if os.environ.get("PIN_IMAGES_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"pin-images: internal error: {type(exc).__name__}: {exc} (a bug: please report it; set "
+            "PIN_IMAGES_DEBUG=1 to see the traceback); files already written are complete, the rest untouched\n"
+        )
+        return EXIT_ERROR
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ  # https://no-color.org
     write_report(report, settings.fmt, sys.stdout, sys.stderr, quiet=settings.quiet, verbose=settings.verbose,
                  color=color)

@@ -141,6 +141,8 @@ class ConfigFile:
             raise CredentialError(
                 f"malformed JSON in {self.path}: {exc.msg} (line {exc.lineno} column {exc.colno})"
             ) from None
+        except RecursionError:  # "[[[[..." nested past the interpreter's limit
+            raise CredentialError(f"malformed JSON in {self.path}: nested too deeply") from None
         if not isinstance(data, dict):
             raise CredentialError(f"malformed {self.path}: the top level must be a JSON object")
         return data
@@ -228,7 +230,7 @@ class HelperRunner:
             raise CredentialError(f"{label} failed for {host} with exit status {proc.returncode}{suffix}")
         try:
             payload = json.loads(stdout)
-        except ValueError:
+        except (ValueError, RecursionError):
             payload = None
         if (
             not isinstance(payload, dict)

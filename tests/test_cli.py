@@ -29,7 +29,8 @@ def write(tmp_path, name, data: bytes):
 
 
 def test_pins_in_place_and_reports_each_change(tmp_path, resolver, capsys):
-    f = write(tmp_path, "Dockerfile", b"FROM python:3.12 AS build\nRUN make\nFROM alpine:3.20\nCOPY --from=build /a /a\n")
+    original = b"FROM python:3.12 AS build\nRUN make\nFROM alpine:3.20\nCOPY --from=build /a /a\n"
+    f = write(tmp_path, "Dockerfile", original)
     assert main([str(f)]) == 1
     assert f.read_bytes() == (
         f"FROM python:3.12@{PY} AS build\nRUN make\nFROM alpine:3.20@{ALPINE}\nCOPY --from=build /a /a\n".encode()

@@ -244,6 +244,13 @@ def test_malformed_json_names_the_file(s: Setup) -> None:
     assert_no_secret(info.value)
 
 
+def test_deeply_nested_json_is_a_credential_error(s: Setup) -> None:
+    s.config('{"auths": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(CredentialError, match="nested too deeply") as info:
+        s.keychain().get("quay.io")
+    assert s.config_path in str(info.value)
+
+
 @pytest.mark.parametrize(
     "data",
     [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pin_images import dockerfile as df
@@ -156,4 +156,6 @@ def test_random_mixes_match_buildkit(text: str) -> None:
     except AttributeError:
         pass  # the Go wrapper cannot report an instruction with an empty name ("\\" alone)
     else:
+        # Skip the one known difference (see FRAGMENTS): Go's byte-wise flags garble non-ASCII characters.
+        assume(all(flag.isascii() for command in expected for flag in command[3]))
         assert ours(text) == expected

@@ -438,6 +438,10 @@ def test_resolver_blowing_up_mid_run_writes_nothing(three, resolver, monkeypatch
         assert main(["-q", str(three["a"].parent.parent)]) == 130
         assert "interrupted" in capsys.readouterr().err
     else:
+        assert main(["-q", str(three["a"].parent.parent)]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith("pin-images: internal error: RuntimeError: resolver bug (a bug: please report it")
+        monkeypatch.setenv("PIN_IMAGES_DEBUG", "1")
         with pytest.raises(RuntimeError):
             main(["-q", str(three["a"].parent.parent)])
     assert_state(three, old="abc")
