@@ -135,6 +135,10 @@ class _SingleFlight:
 _OPEN = Challenge("none")
 
 
+class _PlatformMissing(NotFoundError):
+    """The image exists but has no manifest for the wanted platform."""
+
+
 def _split_host(hostport: str) -> str:
     """The host part of host[:port], without IPv6 brackets."""
     if hostport.startswith("["):
@@ -348,6 +352,8 @@ class RegistryClient:
         for ep in endpoints[:-1]:
             try:
                 return fn(ep)
+            except _PlatformMissing:
+                raise  # the mirror has the image; its platform list is the answer, as docker takes it
             except (NotFoundError, RegistryConnectionError):
                 continue  # as docker's registry-mirrors: a miss or an outage falls through to the next
         return fn(endpoints[-1])
@@ -372,7 +378,7 @@ class RegistryClient:
             return Resolution(child.digest, child.media_type, children)
         actual = self._image_platform(ep, ref, body, media_type)
         if not mf.platform_matches(actual, platform):
-            raise NotFoundError(
+            raise _PlatformMissing(
                 f"{self._what(ref, lookup)} in {ref.name} is a single-platform {actual} image, not {platform}", ep.host
             )
         return Resolution(digest, media_type)
@@ -421,7 +427,7 @@ class RegistryClient:
         child = mf.select_child(children, platform)
         if child is None:
             available = ", ".join(sorted({str(c.platform) for c in children if c.platform})) or "none"
-            raise NotFoundError(
+            raise _PlatformMissing(
                 f"no {platform} image for {self._what(ref, lookup)} in {ref.name} (available: {available})", ep.host
             )
         if not is_sha256_digest(child.digest):

@@ -986,6 +986,16 @@ def test_mirror_for_local_registry(rsps: responses.RequestsMock, clock: FakeTime
     assert client.resolve(parse("localhost:5000/app:1")).digest == digest
 
 
+def test_platform_missing_on_a_mirror_does_not_fall_through(rsps: responses.RequestsMock, clock: FakeTime) -> None:
+    mirror = FakeRegistry(rsps, "http://127.0.0.1:5000")
+    mirror.push_image("library/tool", AMD64, "1")
+    # No upstream is registered: responses fails the test if the client goes on to Docker Hub.
+    client = make_client(clock, mirrors={"docker.io": ["http://127.0.0.1:5000"]})
+    with pytest.raises(NotFoundError, match=r"single-platform linux/amd64 image, not linux/arm64"):
+        client.resolve(parse("tool:1"), Platform("linux", "arm64"))
+    assert clock.sleeps == []
+
+
 def test_mirror_auth_error_is_not_masked(rsps: responses.RequestsMock, clock: FakeTime) -> None:
     rsps.add("HEAD", "https://mirror.example.com/v2/library/python/manifests/3", status=403)
     client = make_client(clock, mirrors={"docker.io": ["https://mirror.example.com"]})
