@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import IO, Any
+from urllib.parse import quote
 
 from . import __version__
 from .errors import PinImagesError
@@ -83,8 +84,13 @@ def summary(report: Report) -> str:
     if parts:
         return ", ".join(parts)
     scanned = f" ({_plural(report.files_scanned, 'file')} scanned)"
-    n = len(report.findings)
-    return (f"all {_plural(n, 'reference')} pinned" if n else "no image references found") + scanned
+    skipped = counts.get(SKIPPED, 0)
+    n = len(report.findings) - skipped  # skipped references are not pinned; say so rather than count them
+    if n:
+        text = f"all {_plural(n, 'reference')} pinned" + (f", {skipped} skipped" if skipped else "")
+    else:
+        text = f"{_plural(skipped, 'reference')} skipped" if skipped else "no image references found"
+    return text + scanned
 
 
 def to_json(report: Report) -> dict[str, Any]:
@@ -156,6 +162,11 @@ _RULES = {
 }
 
 
+def _uri(path: str) -> str:
+    # SARIF wants a URI reference: a relative path with spaces, % or # must be percent-encoded.
+    return quote(path.replace("\\", "/"), safe="/")
+
+
 def to_sarif(report: Report) -> dict[str, Any]:
     """SARIF 2.1.0: one result per unpinned or stale reference and per error, with file and line."""
     rule_ids = [r[0] for r in _RULES.values()]
@@ -173,7 +184,7 @@ def to_sarif(report: Report) -> dict[str, Any]:
                 "locations": [
                     {
                         "physicalLocation": {
-                            "artifactLocation": {"uri": f.path.replace("\\", "/")},
+                            "artifactLocation": {"uri": _uri(f.path)},
                             "region": {"startLine": f.line},
                         }
                     }
@@ -190,7 +201,7 @@ def to_sarif(report: Report) -> dict[str, Any]:
         }
         if path:
             region = {"startLine": e.line} if getattr(e, "line", None) else None
-            loc: dict[str, Any] = {"artifactLocation": {"uri": path.replace("\\", "/")}}
+            loc: dict[str, Any] = {"artifactLocation": {"uri": _uri(path)}}
             if region:
                 loc["region"] = region
             result["locations"] = [{"physicalLocation": loc}]
@@ -217,9 +228,28 @@ def to_sarif(report: Report) -> dict[str, Any]:
     }
 
 
+_RED, _YELLOW, _GREEN = "31", "33", "32"
+
+
+def _paint(line: str, code: str | None, color: bool) -> str:
+    return f"\033[{code}m{line}\033[0m" if color and code else line
+
+
+def _color_of(f: Finding) -> str | None:
+    if f.status == ERROR or f.status in FAILS_CHECK:
+        return _YELLOW if f.warning and f.status != ERROR else _RED
+    if f.warning:
+        return _YELLOW
+    return _GREEN if f.status in CHANGES else None
+
+
 def write_report(report: Report, fmt: str, out: IO[str], err: IO[str], *, quiet: bool = False,
-                 verbose: bool = False) -> None:
-    """Print ``report`` in ``fmt``; machine formats go to ``out`` alone, text splits errors onto ``err``."""
+                 verbose: bool = False, color: bool = False) -> None:
+    """Print ``report`` in ``fmt``; machine formats go to ``out`` alone, text splits errors onto ``err``.
+
+    ``color`` adds ANSI colour to text findings (red failures, yellow warnings, green pins); the caller decides, from
+    the terminal and ``NO_COLOR``. Machine formats never get colour.
+    """
     if fmt == "json":
         json.dump(to_json(report), out, indent=2)
         out.write("\n")
@@ -235,14 +265,14 @@ def write_report(report: Report, fmt: str, out: IO[str], err: IO[str], *, quiet:
             out.write(summary(report) + "\n")
         return
     for e in report.file_errors:
-        err.write(f"{e}\n")
+        err.write(_paint(str(e), _RED, color) + "\n")
     for f in report.findings:
         if f.status == ERROR or (f.warning and not quiet):
-            err.write(finding_line(f) + "\n")
+            err.write(_paint(finding_line(f), _color_of(f), color) + "\n")
         elif quiet:
             continue
         elif f.status in CHANGES or f.status in FAILS_CHECK or verbose:
-            out.write(finding_line(f) + "\n")
+            out.write(_paint(finding_line(f), _color_of(f), color) + "\n")
     for d in report.diffs:
         out.write(d)
     if not quiet:
