@@ -304,6 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits for --help, --version and usage errors
         return int(exc.code or 0)
+    for stream in (sys.stdout, sys.stderr):
+        # A file's undecodable bytes (kept as surrogates) or a non-ASCII path must not crash the report.
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         cwd = os.getcwd()
         settings = settings_from_args(args, load_file_config(args, cwd), cwd)

@@ -18,10 +18,12 @@ from .errors import DockerfileError
 _GO_SPACE = frozenset(
     "\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(map(chr, range(0x2000, 0x200B)))
 )
+_GO_SPACE_RE = re.compile("[" + re.escape("".join(sorted(_GO_SPACE))) + "]+")
 # extractBuilderFlags and parseHealthConfig test single bytes; at character level that is ASCII whitespace.
 _BYTE_SPACE = frozenset("\t\n\v\f\r ")
 # BuildKit's reWhitespace / tokenWhitespace: only these split a command from its arguments and FROM's words.
 _ASCII_WS_RE = re.compile(r"[\t\v\f\r ]+")
+_PLAIN_FLAG_RE = re.compile(r"[^\t\n\v\f\r '\"\\]*")  # a builder flag's run without _BYTE_SPACE, quotes, backslash
 _DIRECTIVE_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*")
 _VALID_DIRECTIVES = frozenset({"syntax", "escape", "check"})
 _HEREDOC_RE = re.compile(r"([0-9]*)<<(-?)([^<]*)")
@@ -227,11 +229,17 @@ class _Shell:
         self.i = 0
 
     def process(self, word: str) -> tuple[str, list[str]]:
+        if "$" not in word and "'" not in word and '"' not in word and self.escape not in word:
+            # Nothing to expand, unquote or unescape (most references): the loop below would copy it char by
+            # char, which was most of --check's time on 1000 pinned files (issue 5's benchmark).
+            return word, [w for w in _GO_SPACE_RE.split(word) if w]
         self.s, self.i = word, 0
         try:
             return self._stop_on(None, self.raw_escapes)
         except _ShellError as exc:
             raise _ShellError(f"failed to process {word!r}: {exc}") from None
+        except RecursionError:  # ${a:-${b:-${c:-...}}} hundreds deep: Go's stack grows, Python's does not
+            raise _ShellError(f"failed to process {word!r}: substitutions nested too deeply") from None
 
     def _peek(self) -> str | None:
         return self.s[self.i] if self.i < len(self.s) else None
@@ -434,41 +442,108 @@ class _Shell:
                 return "${" + name + "/" + pattern + "/" + replacement + "}"
             if not found:
                 self.unresolved.add(name)
-            regex = _shell_pattern(pattern, greedy=True, anchored=False)
-            if replace_all:
-                return regex.sub(lambda _m: replacement, value)
-            m = regex.search(value)
-            return value if m is None else value[: m.start()] + replacement + value[m.end() :]
+            return _replace(pattern, value, replacement, replace_all)
         raise _ShellError(f"unsupported modifier ({chs}) in substitution")
 
 
-def _shell_pattern(pattern: str, greedy: bool, anchored: bool) -> re.Pattern[str]:
-    out = ["^"] if anchored else []
+_STAR = object()  # a glob `*`; `?` is _ANY; any other element is a literal character
+_ANY = object()
+
+
+def _glob(pattern: str) -> list[object]:
+    """A ${VAR#pattern} / ${VAR/pattern/...} glob as elements, with BuildKit's escaping rules."""
+    out: list[object] = []
     i = 0
     while i < len(pattern):
         ch = pattern[i]
         i += 1
         if ch == "*":
-            out.append(".*" if greedy else ".*?")
+            out.append(_STAR)
         elif ch == "?":
-            out.append(".")
+            out.append(_ANY)
         elif ch == "\\":
             if i < len(pattern) and pattern[i] in "}/":
                 continue
             if i >= len(pattern) or pattern[i] not in "*?\\":
                 raise _ShellError(f"invalid pattern ({pattern}) in substitution")
-            out.append("\\" + pattern[i])
+            out.append(pattern[i])
             i += 1
-        elif ch in "[]{}.+()|^$":
-            out.append("\\" + ch)
         else:
             out.append(ch)
-    return re.compile("".join(out))
+    return out
+
+
+def _glob_search(
+    glob: list[object], value: str, pos: int, greedy: bool, anchored: bool, must_advance: bool = False
+) -> tuple[int, int] | None:
+    """The leftmost match at or after ``pos`` (longest if greedy, else shortest), like Go's regexp would find it.
+
+    A simulation of all match attempts at once (linear in the value), where a backtracking regex took exponential
+    time on patterns like ``*a*a*a*b``. ``must_advance`` forbids an empty match at ``pos`` (re.sub's rule).
+    """
+    n = len(glob)
+
+    def add(states: dict[int, int], j: int, start: int) -> None:
+        while j not in states or start < states[j]:
+            states[j] = start
+            if j < n and glob[j] is _STAR:
+                j += 1
+            else:
+                break
+
+    best: tuple[int, int] | None = None
+    threads: dict[int, int] = {}  # pattern position -> earliest start of an attempt there
+    i = pos
+    while True:
+        if best is None and (not anchored or i == pos):
+            add(threads, 0, i)
+        if n in threads and not (must_advance and threads[n] == i == pos):
+            s = threads[n]
+            if best is None or s < best[0] or (s == best[0] and greedy):
+                best = (s, i)
+        if best is not None:
+            threads = {j: s for j, s in threads.items() if s < best[0] or (greedy and s == best[0])}
+        if i >= len(value) or (not threads and (best is not None or anchored)):
+            return best
+        ch = value[i]
+        nxt: dict[int, int] = {}
+        if ch != "\n":  # like `.` in a regexp, `*` and `?` do not match a newline
+            for j, s in threads.items():
+                if j == n:
+                    continue
+                elem = glob[j]
+                if elem is _STAR:
+                    add(nxt, j, s)
+                elif elem is _ANY or elem == ch:
+                    add(nxt, j + 1, s)
+        else:
+            for j, s in threads.items():
+                if j < n and glob[j] == "\n":
+                    add(nxt, j + 1, s)
+        threads = nxt
+        i += 1
 
 
 def _trim_prefix(pattern: str, value: str, greedy: bool) -> str:
-    m = _shell_pattern(pattern, greedy, anchored=True).search(value)
-    return value if m is None else value[m.end() :]
+    m = _glob_search(_glob(pattern), value, 0, greedy, anchored=True)
+    return value if m is None else value[m[1] :]
+
+
+def _replace(pattern: str, value: str, replacement: str, replace_all: bool) -> str:
+    """${VAR/pattern/replacement} and ${VAR//pattern/replacement}: greedy, leftmost, with re.sub's empty matches."""
+    glob = _glob(pattern)
+    out: list[str] = []
+    pos, must_advance = 0, False
+    while pos <= len(value):
+        m = _glob_search(glob, value, pos, greedy=True, anchored=False, must_advance=must_advance)
+        if m is None:
+            break
+        out += [value[pos : m[0]], replacement]
+        pos, must_advance = m[1], m[0] == m[1]
+        if not replace_all:
+            break
+    out.append(value[pos:])
+    return "".join(out)
 
 
 def _reverse_pattern(pattern: str) -> str:
@@ -497,9 +572,13 @@ class _Logical:
         self.pos = pos
 
     def token(self, lo: int, hi: int, idx: list[int] | None = None, value: str | None = None) -> Token:
-        idx = list(range(lo, hi)) if idx is None else idx
-        value = "".join(self.s[i] for i in idx) if value is None else value
-        positions = tuple(self.pos[i] for i in idx)
+        if idx is None or (idx and len(idx) == hi - lo and idx[0] == lo and idx[-1] == hi - 1):
+            # A contiguous run (almost every token; idx only ever grows): slice instead of walking it char by char.
+            value = self.s[lo:hi] if value is None else value
+            positions = tuple(self.pos[lo:hi])
+        else:
+            value = "".join(self.s[i] for i in idx) if value is None else value
+            positions = tuple(self.pos[i] for i in idx)
         start = self.pos[lo] if lo < len(self.pos) else (self.pos[-1] + 1 if self.pos else 0)
         end = self.pos[hi - 1] + 1 if hi > lo else start
         return Token(value, start, end, positions)
@@ -582,7 +661,10 @@ class _Lexer:
                 chars.append(text[cstart:kept])
                 pos.extend(range(cstart, kept))
             logical = _Logical("".join(chars), pos)
-            ins = self._node(logical, 0, len(logical.s), start_line)
+            try:
+                ins = self._node(logical, 0, len(logical.s), start_line)
+            except RecursionError:  # ONBUILD ONBUILD ... hundreds deep (BuildKit refuses even two)
+                raise self.error("ONBUILD nested too deeply", start_line) from None
             heredocs: list[Heredoc] = []
             target = ins.sub if ins.keyword == "ONBUILD" and ins.sub is not None else ins
             if target.keyword in _HEREDOC_COMMANDS and not target.json and "<<" in logical.s:
@@ -740,6 +822,12 @@ class _Lexer:
                     return flags, pos
                 in_word = True
                 raw_start = pos
+                plain = _PLAIN_FLAG_RE.match(s, pos, hi).end()  # type: ignore[union-attr]
+                if plain == hi or s[plain] in _BYTE_SPACE:
+                    # No quotes or backslashes (nearly every flag): the word is its own value; take it whole.
+                    idx.extend(range(pos, plain))
+                    pos = plain
+                    continue
             if pos == hi:
                 if value() != "--" and (blank_ok or idx):
                     flags.append(lg.token(raw_start, pos, idx))
@@ -889,7 +977,7 @@ class _Lexer:
         try:
             # BuildKit decodes the first JSON value and ignores what follows it (json.Decoder, not Unmarshal).
             values, _ = json.JSONDecoder(parse_constant=no_constants).raw_decode(s[lo:hi])
-        except ValueError:
+        except (ValueError, RecursionError):  # "[[[[..." nests past Python's limit: not JSON, as for Go past its own
             return None
         if not isinstance(values, list):
             return None

@@ -25,6 +25,7 @@ _DOMAIN_RE = re.compile(_DOMAIN_AND_PORT)
 TAG_RE = re.compile(r"[\w][\w.-]{0,127}")
 _ANY_DIGEST_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
 SHA256_DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}")
+_ID_RE = re.compile(r"[a-f0-9]{64}")  # what distribution/reference refuses as a name
 
 
 def is_sha256_digest(value: str) -> bool:
@@ -97,8 +98,10 @@ def parse(text: str) -> Reference:
     """Parse ``text`` into a normalised Reference or raise InvalidReferenceError saying what is wrong."""
     if not text:
         raise InvalidReferenceError(text, "empty reference")
-    if text != text.strip() or any(ch.isspace() for ch in text):
+    if text.split() != [text]:  # str.split() splits on exactly the characters str.isspace() accepts
         raise InvalidReferenceError(text, "contains whitespace")
+    if any("\udc80" <= ch <= "\udcff" for ch in text):  # undecodable bytes, kept by surrogateescape
+        raise InvalidReferenceError(text, "contains bytes that are not UTF-8; check the file's encoding")
 
     rest, at, digest = text.partition("@")
     if at:
@@ -145,11 +148,14 @@ def parse(text: str) -> Reference:
             text,
             "repository path components must be lowercase letters and digits separated by '.', '_', '__' or '-'",
         )
-    if len(name) > NAME_TOTAL_LENGTH_MAX:
-        raise InvalidReferenceError(text, f"repository name longer than {NAME_TOTAL_LENGTH_MAX} characters")
+    if _ID_RE.fullmatch(text):
+        raise InvalidReferenceError(text, "a 64-character hexadecimal string is an image ID, not a repository name")
 
     if domain == LEGACY_REGISTRY:
         domain = DEFAULT_REGISTRY
     if domain == DEFAULT_REGISTRY and "/" not in remainder:
         remainder = "library/" + remainder
+    # Docker checks the length of the normalised name (docker.io/library/...), not of what was written.
+    if len(domain) + 1 + len(remainder) > NAME_TOTAL_LENGTH_MAX:
+        raise InvalidReferenceError(text, f"repository name longer than {NAME_TOTAL_LENGTH_MAX} characters")
     return Reference(original=text, registry=domain, repository=remainder, tag=tag, digest=digest or None)

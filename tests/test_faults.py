@@ -528,19 +528,6 @@ def test_keyboard_interrupt_while_writing_leaves_whole_files(three, resolver, mo
     assert_state(three, new="a", old="bc")
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores file permissions")
-def test_permission_denied_on_one_file(three, resolver, capsys):
-    three["b"].chmod(0o444)
-    three["b"].parent.chmod(0o555)
-    try:
-        assert main(["-q", str(three["a"].parent.parent)]) == 2
-        assert_state(three, new="ac", old="b")
-        [line] = error_lines(capsys)
-        assert line.startswith(f"{three['b']}: cannot write: ") and "Permission denied" in line
-    finally:
-        three["b"].parent.chmod(0o755)
-
-
 @pytest.mark.parametrize("change", ["edit", "delete", "same-size-edit"])
 def test_a_file_changed_during_resolution_is_reported_not_overwritten(three, resolver, monkeypatch, capsys,
                                                                        change):
