@@ -7,12 +7,14 @@ import difflib
 import os
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import IO
 from urllib.parse import urlsplit
 
 from . import __version__, dockerfile, files
 from .config import FileConfig, find_config, load_config, registry_key
+from .dockerfile import Edit
 from .errors import ConfigError, DockerfileError, PinImagesError
 from .manifest import Platform, parse_platform
 from .report import EXIT_ERROR, FORMATS, Report, exit_code, write_report
@@ -247,38 +249,63 @@ def run(settings: Settings, resolver: Resolver | None = None, env: dict[str, str
     return report
 
 
+def _new_bytes(path: str, edits: list[Edit], expected: str) -> tuple[bytes, bytes]:
+    """Re-read ``path`` (only its hash was kept) and apply ``edits``: (old bytes, new bytes)."""
+    data = files.read_file(path)
+    if files.digest_bytes(data) != expected:
+        raise DockerfileError("changed on disk while pin-images was running; not overwritten, run again", path)
+    try:
+        return data, dockerfile.apply(data, edits)
+    except ValueError as exc:
+        raise DockerfileError(f"conflicting edits ({exc}); not written", path) from None
+
+
+def _write_one(path: str, edits: list[Edit], expected: str, settings: Settings) -> tuple[bool, str | None]:
+    """Write (or diff) one file: (changed, diff)."""
+    data, new = _new_bytes(path, edits, expected)
+    if new == data:
+        return False, None
+    if settings.dry_run:
+        return True, _diff(path, data, new)
+    if not settings.options.check:
+        files.replace_file(path, new, expected)
+    return True, None
+
+
 def _write_files(report: Report, digests: dict[str, str], settings: Settings) -> None:
     by_file: dict[str, list[Finding]] = {}
     for f in report.findings:
         by_file.setdefault(f.path, []).append(f)
-    for path, found in by_file.items():
-        edits = [f.edit for f in found if f.edit is not None]
-        if not edits or any(f.status == ERROR for f in found):
-            continue  # a file with any failed reference is left untouched
+    work = {
+        path: [f.edit for f in found if f.edit is not None]
+        for path, found in by_file.items()
+        # a file with any failed reference is left untouched
+        if any(f.edit is not None for f in found) and not any(f.status == ERROR for f in found)
+    }
+    if not work:
+        return
+    # Each replace ends in an fsync, which dominates a repo-wide rewrite; files are independent, so overlap them.
+    with ThreadPoolExecutor(max_workers=min(8, len(work))) as pool:
+        futures = {path: pool.submit(_write_one, path, edits, digests[path], settings) for path, edits in work.items()}
+    failed: dict[str, PinImagesError] = {}
+    for path, fut in futures.items():
         try:
-            data = files.read_file(path)
-            if files.digest_bytes(data) != digests[path]:
-                raise DockerfileError("changed on disk while pin-images was running; not overwritten, run again",
-                                      path)
-            try:
-                new = dockerfile.apply(data, edits)
-            except ValueError as exc:
-                raise DockerfileError(f"conflicting edits ({exc}); not written", path) from None
-            if new == data:
-                continue
-            if settings.dry_run:
-                report.diffs.append(_diff(path, data, new))
-            elif not settings.options.check:
-                files.replace_file(path, new, digests[path])
-            report.changed_files.append(path)
+            changed, diff = fut.result()
         except PinImagesError as exc:
             report.file_errors.append(exc)
-            # Nothing was written to this file after all: its references are still unpinned or stale.
-            report.findings = [
-                replace(f, status=UNPINNED if f.status == PINNED else STALE, edit=None, message="not written")
-                if f.path == path and f.status in CHANGES else f
-                for f in report.findings
-            ]
+            failed[path] = exc
+            continue
+        if changed:
+            report.changed_files.append(path)
+        if diff:
+            report.diffs.append(diff)
+    if failed:
+        # Nothing was written to those files after all: their references are still unpinned or stale.
+        report.findings = [
+            replace(f, status=UNPINNED if f.status == PINNED else STALE, edit=None, message="not written")
+            if f.path in failed and f.status in CHANGES else f
+            for f in report.findings
+        ]
 
 
 def _diff(path: str, old: bytes, new: bytes) -> str:

@@ -525,7 +525,9 @@ def test_keyboard_interrupt_while_writing_leaves_whole_files(three, resolver, mo
     _fail_for("b", KeyboardInterrupt, monkeypatch, "replace")
     assert main(["-q", str(three["a"].parent.parent)]) == 130
     assert "files already written are complete, the rest untouched" in capsys.readouterr().err
-    assert_state(three, new="a", old="bc")
+    assert_state(three, new="a", old="b")
+    # Files are written in parallel, so c may or may not have been written before the interrupt: whole either way.
+    assert three["c"].read_bytes() in (pinned("c"), original("c"))
 
 
 @pytest.mark.parametrize("change", ["edit", "delete", "same-size-edit"])
