@@ -14,9 +14,11 @@ import ssl
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable
 from urllib.parse import urlsplit
+
+from .loopback import LoopbackServer, QuietHTTPServer
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -79,58 +81,30 @@ def not_found(seen: Seen) -> Reply:
     return Reply(404, [("Content-Type", "application/json")], b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
 
 
-class HostileServer:
+class HostileServer(LoopbackServer):
     """A threaded server on 127.0.0.1 (https when given an ``ssl_context``) answering with ``handler``."""
 
+    name = "hostile-server"
+    poll_interval = 0.02
+
     def __init__(self, handler: Handler = not_found, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__()
         self.handler = handler
         self._ssl_context = ssl_context
         self._lock = threading.Lock()
         self._seen: list[Seen] = []
         self._stopping = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
-    def start(self) -> HostileServer:
-        handler = type("_BoundHostileHandler", (_HostileHandler,), {"server_obj": self})
-        httpd = _QuietServer(("127.0.0.1", 0), handler)
-        httpd.daemon_threads = True
+    def _wrap(self, httpd: QuietHTTPServer) -> None:
         if self._ssl_context is not None:
             httpd.socket = self._ssl_context.wrap_socket(httpd.socket, server_side=True)
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="hostile-server", daemon=True
-        )
-        self._thread.start()
-        return self
 
     def stop(self) -> None:
         self._stopping.set()  # releases hanging handlers
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> HostileServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().stop()
 
     # -- addresses -------------------------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        assert self._httpd is not None, "server not started"
-        return int(self._httpd.server_address[1])
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
     @property
     def url(self) -> str:
         return f"{'https' if self._ssl_context else 'http'}://{self.host}"
@@ -153,11 +127,6 @@ class HostileServer:
     def _record(self, seen: Seen) -> None:
         with self._lock:
             self._seen.append(seen)
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # clients hang up on purpose (timeouts, size caps): no tracebacks on stderr
 
 
 class _HostileHandler(BaseHTTPRequestHandler):
@@ -229,3 +198,6 @@ class FakeDNS:
         if not lower.endswith(".invalid"):
             self.refused.append(name)
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+HostileServer.handler_class = _HostileHandler

@@ -10,9 +10,11 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable
 from urllib.parse import urlsplit
+
+from .loopback import LoopbackServer
 
 # Hop-by-hop headers (RFC 9110 section 7.6.1) are per connection and never forwarded.
 _HOP_BY_HOP = frozenset({
@@ -34,7 +36,7 @@ class ProxiedRequest:
     auth_scheme: str | None  # "Basic", "Bearer", ... as sent
 
 
-class LatencyProxy:
+class LatencyProxy(LoopbackServer):
     """Forward every request to ``upstream`` after sleeping ``latency`` seconds, and record it.
 
     Absolute URLs in ``Location``/``Content-Location``/``WWW-Authenticate`` that start with ``upstream`` are rewritten
@@ -42,6 +44,8 @@ class LatencyProxy:
     adds more prefix mappings, e.g. a token realm to a second proxy in front of the token server.
     Client and upstream connections are kept alive (one upstream connection per client connection).
     """
+
+    name = "latency-proxy"
 
     def __init__(
         self,
@@ -52,6 +56,7 @@ class LatencyProxy:
         rewrites: Mapping[str, str] | None = None,
         timeout: float = 30.0,
     ) -> None:
+        super().__init__()
         parts = urlsplit(upstream.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"upstream must be an http(s) URL, got {upstream!r}")
@@ -64,46 +69,14 @@ class LatencyProxy:
         self._lock = threading.Lock()
         self._records: list[ProxiedRequest] = []
         self._connections: set[socket.socket] = set()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
-    def start(self) -> LatencyProxy:
-        handler = type("_BoundProxyHandler", (_ProxyHandler,), {"proxy": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="latency-proxy", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
+    def _before_join(self) -> None:
         with self._lock:
             conns = list(self._connections)
         for conn in conns:  # wake handler threads blocked on idle keep-alive connections
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> LatencyProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._httpd is not None, "proxy not started"
-        return int(self._httpd.server_address[1])
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
@@ -163,7 +136,7 @@ class LatencyProxy:
 
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    proxy: LatencyProxy
+    server_obj: LatencyProxy
     _upstream: http.client.HTTPConnection | None = None
 
     def log_message(self, format: str, *args: object) -> None:  # silence stderr
@@ -171,14 +144,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.connection.settimeout(self.proxy.timeout)
-        self.proxy._track(self.connection, True)
+        self.connection.settimeout(self.server_obj.timeout)
+        self.server_obj._track(self.connection, True)
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
-            self.proxy._track(self.connection, False)
+            self.server_obj._track(self.connection, False)
             if self._upstream is not None:
                 self._upstream.close()
 
@@ -198,7 +171,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         return self.rfile.read(int(length)) if length else None
 
     def _forward(self) -> None:
-        proxy = self.proxy
+        proxy = self.server_obj
         body = self._read_body()
         if proxy.latency:
             time.sleep(proxy.latency)
@@ -250,3 +223,6 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _forward
+
+
+LatencyProxy.handler_class = _ProxyHandler

@@ -9,10 +9,11 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
+from .loopback import LoopbackServer
 from .pki import KeyPair
 
 
@@ -37,7 +38,7 @@ def parse_scope(scope: str) -> tuple[str, str, list[str]]:
     return kind, name, [a for a in actions.split(",") if a]
 
 
-class TokenServer:
+class TokenServer(LoopbackServer):
     """Threaded token endpoint on 127.0.0.1 (``GET``/``POST`` ``/token``).
 
     Registry tokens are RS256 JWTs with an ``x5c`` header holding the self-signed signing certificate, which is also
@@ -46,6 +47,8 @@ class TokenServer:
     ``allow_anonymous`` is true, otherwise a 401. ``max_scopes`` (if set) grants only the first N scopes of a request,
     to exercise clients' fallback to one token per repository. Attributes may be changed while running.
     """
+
+    name = "token-server"
 
     def __init__(
         self,
@@ -59,6 +62,7 @@ class TokenServer:
         expires_in: int = 300,
         refresh_tokens: Mapping[str, str] | None = None,
     ) -> None:
+        super().__init__()
         self.signer = signer
         self.service = service
         self.issuer = issuer
@@ -69,41 +73,6 @@ class TokenServer:
         self.refresh_tokens: dict[str, str] = dict(refresh_tokens or {})  # refresh token -> username
         self._lock = threading.Lock()
         self._requests: list[TokenRequest] = []
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------------------------
-    def start(self) -> TokenServer:
-        handler = type("_BoundTokenHandler", (_TokenHandler,), {"server_obj": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="token-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> TokenServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._httpd is not None, "token server not started"
-        return int(self._httpd.server_address[1])
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     @property
     def realm(self) -> str:
@@ -150,7 +119,8 @@ class TokenServer:
         headers = {"typ": "JWT", "x5c": [base64.b64encode(self.signer.cert_der).decode("ascii")]}
         import jwt  # test extra; imported here so the demo (pip install . only) can load the registry helpers
 
-        return jwt.encode(claims, self.signer.key_pem, algorithm="RS256", headers=headers)
+        # The key object, not its PEM: PyJWT would re-parse and re-validate the RSA key for every token (~70 ms).
+        return jwt.encode(claims, self.signer.key, algorithm="RS256", headers=headers)
 
     def token_getter(self, actions: Sequence[str] = ("pull", "push")) -> Callable[[str], str]:
         """A ``repo -> token`` callable for :mod:`tests.support.seed` (mints directly, not counted)."""
@@ -254,3 +224,6 @@ class _TokenHandler(BaseHTTPRequestHandler):
         else:
             bad = True
         self._answer(scopes, (form.get("service") or [None])[0], username, had_auth, bad, grant_type)
+
+
+TokenServer.handler_class = _TokenHandler
