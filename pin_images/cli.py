@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import IO
+from typing import IO, Optional
 from urllib.parse import urlsplit
 
 from . import __version__, dockerfile, files
@@ -32,6 +33,7 @@ from .resolve import (
     classify,
     finish,
     resolve_targets,
+    span_texts,
 )
 
 CA_DIRS = ("/etc/docker/certs.d", "/etc/containers/certs.d", "~/.docker/certs.d", "~/.config/containers/certs.d")
@@ -204,6 +206,34 @@ def _progress(stream: IO[str] | None):
     return tick
 
 
+ScanResult = tuple[str, str, list[dockerfile.ImageUse], list[str], Optional[PinImagesError]]
+PARALLEL_SCAN_MIN = 128  # files; below this a process pool costs more than it saves
+
+
+def _scan_one(path: str, build_args: dict[str, str]) -> ScanResult:
+    """Read and scan one file: (path, sha256 of its bytes, uses, span texts, error)."""
+    try:
+        data = files.read_file(path)
+        uses = dockerfile.scan(data, path, build_args)
+    except PinImagesError as exc:
+        return path, "", [], [], exc
+    return path, files.digest_bytes(data), uses, span_texts(data.decode("utf-8", "surrogateescape"), uses), None
+
+
+def _scan_all(paths: list[str], build_args: dict[str, str]) -> Iterator[ScanResult]:
+    """Scan files in order; a large tree is scanned by a pool of processes (scanning is CPU-bound Python)."""
+    workers = min(8, os.cpu_count() or 1)
+    if len(paths) < PARALLEL_SCAN_MIN or workers < 2 or sys.platform == "win32":
+        for path in paths:
+            yield _scan_one(path, build_args)
+        return
+    import multiprocessing  # only here: it costs the small runs (pre-commit, --check on a few files) nothing
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers) as pool:
+        yield from pool.imap(functools.partial(_scan_one, build_args=build_args), paths, chunksize=16)
+
+
 def run(settings: Settings, resolver: Resolver | None = None, env: dict[str, str] | None = None,
         progress: IO[str] | None = None) -> Report:
     """Scan, resolve, edit and write; returns everything the caller needs to report."""
@@ -219,17 +249,14 @@ def run(settings: Settings, resolver: Resolver | None = None, env: dict[str, str
             paths.update(dict.fromkeys(files.find_dockerfiles([root], settings.excludes)))
         except PinImagesError as exc:
             report.file_errors.append(exc)
-    for path in paths:
-        # Only the file's hash is kept, not its bytes: memory grows with references, not with files.
-        try:
-            data = files.read_file(path)
-            uses = dockerfile.scan(data, path, settings.build_args)
-        except PinImagesError as exc:
-            report.file_errors.append(exc)
+    # Only each file's hash and its uses are kept, not its bytes: memory grows with references, not with files.
+    for path, digest, uses, spans, error in _scan_all(list(paths), settings.build_args):
+        if error is not None:
+            report.file_errors.append(error)
             continue
         report.files_scanned += 1
-        digests[path] = files.digest_bytes(data)
-        classify(path, data.decode("utf-8", "surrogateescape"), uses, options, plan)
+        digests[path] = digest
+        classify(path, spans, uses, options, plan)
 
     outcomes = {}
     if plan.pending:

@@ -20,6 +20,9 @@ class InvalidReferenceError(PinImagesError):
         self.cause = cause
         super().__init__(f"invalid image reference {text!r}: {cause}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # picklable with its fields (scans run in a pool)
+        return (type(self), (self.text, self.cause))
+
 
 class DockerfileError(PinImagesError):
     """A Dockerfile that cannot be read or parsed; names the file and line."""
@@ -33,6 +36,9 @@ class DockerfileError(PinImagesError):
             where = f"{where}:{line}"
         super().__init__(f"{where}: {cause}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, int | None]]:  # picklable with its fields
+        return (type(self), (self.cause, self.path, self.line))
+
 
 class ConfigError(PinImagesError):
     """Bad command-line option or configuration file."""
@@ -44,6 +50,9 @@ class RegistryError(PinImagesError):
     def __init__(self, message: str, host: str = "") -> None:
         self.host = host
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # picklable with its fields
+        return (type(self), (str(self), self.host))
 
 
 class NotFoundError(RegistryError):

@@ -25,6 +25,7 @@ _DOMAIN_RE = re.compile(_DOMAIN_AND_PORT)
 TAG_RE = re.compile(r"[\w][\w.-]{0,127}")
 _ANY_DIGEST_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
 SHA256_DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}")
+_SURROGATE_RE = re.compile("[\udc80-\udcff]")
 _ID_RE = re.compile(r"[a-f0-9]{64}")  # what distribution/reference refuses as a name
 
 
@@ -100,7 +101,7 @@ def parse(text: str) -> Reference:
         raise InvalidReferenceError(text, "empty reference")
     if text.split() != [text]:  # str.split() splits on exactly the characters str.isspace() accepts
         raise InvalidReferenceError(text, "contains whitespace")
-    if any("\udc80" <= ch <= "\udcff" for ch in text):  # undecodable bytes, kept by surrogateescape
+    if not text.isascii() and _SURROGATE_RE.search(text):  # undecodable bytes, kept by surrogateescape
         raise InvalidReferenceError(text, "contains bytes that are not UTF-8; check the file's encoding")
 
     rest, at, digest = text.partition("@")

@@ -98,10 +98,13 @@ class Plan:
         return list(dict.fromkeys(p.target for p in self.pending))
 
 
-def classify(path: str, text: str, uses: Sequence[ImageUse], options: Options, plan: Plan) -> None:
-    """Add one file's uses to ``plan``: decide, without the network, what each one needs."""
+def classify(path: str, spans: Sequence[str], uses: Sequence[ImageUse], options: Options, plan: Plan) -> None:
+    """Add one file's uses to ``plan``: decide, without the network, what each one needs.
+
+    ``spans[i]`` is the file's text at ``uses[i]``'s span (see ``span_texts``).
+    """
     plan.files.append(path)
-    for use in uses:
+    for use, span_text in zip(uses, spans):
         base = {"path": path, "line": use.line, "written": use.written, "image": use.image}
         if use.status == dockerfile.IGNORED:
             plan.findings.append(Finding(**base, status=SKIPPED, message="ignored (# pin-images: ignore)"))
@@ -128,7 +131,6 @@ def classify(path: str, text: str, uses: Sequence[ImageUse], options: Options, p
             # A digest-only pin names exactly one manifest; there is no tag to follow, so it is never changed.
             plan.findings.append(Finding(**base, status=UP_TO_DATE, ref=ref, old_digest=ref.digest))
             continue
-        span_text = text[use.start : use.end]
         if ref.digest is not None:
             if not options.update:
                 plan.findings.append(Finding(**base, status=UP_TO_DATE, ref=ref, old_digest=ref.digest))
@@ -152,6 +154,11 @@ def classify(path: str, text: str, uses: Sequence[ImageUse], options: Options, p
                 continue
             target = Target(ref.registry, ref.repository, ref.lookup, options.platform, None)
         plan.pending.append(_Pending(path, use, ref, target, span_text))
+
+
+def span_texts(text: str, uses: Sequence[ImageUse]) -> list[str]:
+    """The text each use's edit span covers, so that classify needs neither the file's bytes nor its text."""
+    return [text[use.start : use.end] for use in uses]
 
 
 Outcome = Union[Resolution, RegistryError]
