@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ sys.path[:0] = [str(ROOT), str(BENCH)]
 import requests  # noqa: E402
 from repo_gen import audit, plan_uses, write_repo  # noqa: E402
 
-from tests.support.proxy import LatencyProxy, ProxiedRequest, _ProxyHandler  # noqa: E402
+from tests.support.proxy import LatencyProxy, ProxiedRequest  # noqa: E402
 from tests.support.registry_server import RegistryServer, find_registry_bin  # noqa: E402
 from tests.support.seed import KINDS, seed_image  # noqa: E402
 
@@ -49,32 +48,14 @@ REQ_KINDS = ("head", "get", "ping", "token", "401", "other")
 # ------------------------------------------------------------------------------------------------- infrastructure
 
 
-class _Server(ThreadingHTTPServer):
-    # socketserver's default listen backlog of 5 drops SYNs when a client opens 8+ connections at once, and each
-    # dropped SYN costs a 1 s retransmit: that would measure the proxy, not the clients.
-    request_queue_size = 256
-    daemon_threads = True
-
-
-class BenchProxy(LatencyProxy):
-    """tests.support's LatencyProxy with a listen backlog that does not drop concurrent connects."""
-
-    def start(self) -> BenchProxy:
-        handler = type("_BoundProxyHandler", (_ProxyHandler,), {"proxy": self})
-        self._httpd = _Server(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="bench-proxy", daemon=True)
-        self._thread.start()
-        return self
-
-
 @dataclass
 class Registry:
     """One registry (anonymous or token) with its proxies and seeded images."""
 
     mode: str
     server: RegistryServer
-    proxy: BenchProxy
-    token_proxy: BenchProxy | None
+    proxy: LatencyProxy
+    token_proxy: LatencyProxy | None
     images: list[str] = field(default_factory=list)  # 127.0.0.1:PROXYPORT/bench/imgNNN:TAG
     digests: dict[str, str] = field(default_factory=dict)  # image -> sha256 digest of its top manifest
 
@@ -108,19 +89,6 @@ def count_requests(registry: Sequence[ProxiedRequest], token: Sequence[ProxiedRe
     return c
 
 
-@dataclass(frozen=True)
-class _KeyObjectSigner:
-    """The token server's signing key handed to PyJWT as a key object.
-
-    tests.support's TokenServer passes PEM bytes, which PyJWT re-parses (re-validating the RSA key) on every token:
-    ~70 ms of CPU each, under the GIL the proxies share. That would charge the token server's cost to the clients.
-    """
-
-    cert_der: bytes
-    key_pem: Any  # a private key object: PyJWT accepts it wherever it accepts PEM
-    cert_path: Path
-
-
 def start_registries(stack: contextlib.ExitStack, modes: Sequence[str], n_images: int, binary: str,
                      work: Path) -> dict[str, Registry]:
     """The anonymous registry, seeded, and (if asked) a token-auth registry serving the same storage."""
@@ -139,14 +107,12 @@ def start_registries(stack: contextlib.ExitStack, modes: Sequence[str], n_images
         token_proxy = None
         rewrites: dict[str, str] = {}
         if server.token_server is not None:
-            signer = server.token_server.signer
-            server.token_server.signer = _KeyObjectSigner(signer.cert_der, signer.key, signer.cert_path)  # type: ignore[assignment]
-            token_proxy = BenchProxy(f"http://{server.token_server.host}")
+            token_proxy = LatencyProxy(f"http://{server.token_server.host}")
             stack.callback(token_proxy.stop)
             token_proxy.start()
             # go-containerregistry (pindock) refuses a token realm on a literal loopback IP; a name is fine.
             rewrites[f"http://{server.token_server.host}"] = f"http://localhost:{token_proxy.port}"
-        proxy = BenchProxy(server.url, rewrites=rewrites)
+        proxy = LatencyProxy(server.url, rewrites=rewrites)
         stack.callback(proxy.stop)
         proxy.start()
         reg = regs[mode] = Registry(mode, server, proxy, token_proxy)
