@@ -8,9 +8,9 @@ import functools
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import IO, Optional
+from typing import IO, Callable, Optional
 from urllib.parse import urlsplit
 
 from . import __version__, dockerfile, files
@@ -18,6 +18,7 @@ from .config import FileConfig, find_config, load_config, registry_key
 from .dockerfile import Edit
 from .errors import ConfigError, DockerfileError, PinImagesError
 from .manifest import Platform, parse_platform
+from .reference import Reference
 from .report import EXIT_ERROR, FORMATS, Report, exit_code, write_report
 from .resolve import (
     CHANGES,
@@ -27,6 +28,7 @@ from .resolve import (
     UNPINNED,
     Finding,
     Options,
+    Outcome,
     Plan,
     Resolver,
     Target,
@@ -197,15 +199,6 @@ def make_resolver(settings: Settings, env: dict[str, str]) -> Resolver:
     )
 
 
-def _progress(stream: IO[str] | None):
-    def tick(done: int, total: int) -> None:
-        if stream is not None:
-            stream.write(f"\rpin-images: resolved {done}/{total} references")
-            stream.flush()
-
-    return tick
-
-
 ScanResult = tuple[str, str, list[dockerfile.ImageUse], list[str], Optional[PinImagesError]]
 PARALLEL_SCAN_MIN = 128  # files; below this a process pool costs more than it saves
 
@@ -258,22 +251,81 @@ def run(settings: Settings, resolver: Resolver | None = None, env: dict[str, str
         digests[path] = digest
         classify(path, spans, uses, options, plan)
 
-    outcomes = {}
-    if plan.pending:
-        if resolver is None:
-            resolver = make_resolver(settings, dict(env if env is not None else os.environ))
-        work: dict[Target, object] = {}
-        for p in plan.pending:
-            work.setdefault(p.target, p.ref)
-        prefetch = getattr(resolver, "prefetch_tokens", None)
-        if prefetch is not None:
-            prefetch(list(work.values()))
-        outcomes = resolve_targets(work.items(), resolver, options.jobs, _progress(progress))
-        if progress is not None:
-            progress.write("\r\033[K")
-    report.findings = finish(plan, outcomes, options)
-    _write_files(report, digests, settings)
+    outcomes: dict[Target, Outcome] = {}
+    # Files are edited and written as soon as every reference they need has resolved, overlapping the requests
+    # still in flight; each write is atomic, so an interruption leaves every file whole (old or new).
+    with ThreadPoolExecutor(max_workers=4) as writer:
+        writes: dict[str, Future[tuple[bool, str | None]]] = {}
+
+        def write_when_ready(path: str, findings: list[Finding]) -> None:
+            edits = [f.edit for f in findings if f.edit is not None]
+            # A file with any failed reference is left untouched.
+            if edits and not any(f.status == ERROR for f in findings):
+                writes[path] = writer.submit(_write_one, path, edits, digests[path], settings)
+
+        if plan.pending:
+            if resolver is None:
+                resolver = make_resolver(settings, dict(env if env is not None else os.environ))
+            outcomes = _resolve(plan, resolver, options, progress, write_when_ready)
+        report.findings = finish(plan, outcomes, options)
+    _collect_writes(report, writes)
     return report
+
+
+def _resolve(plan: Plan, resolver: Resolver, options: Options, progress: IO[str] | None,
+             file_ready: Callable[[str, list[Finding]], None]) -> dict[Target, Outcome]:
+    """Resolve every unique target; call ``file_ready`` with a file's findings once all its targets are in."""
+    work: dict[Target, Reference] = {}
+    for p in plan.pending:
+        work.setdefault(p.target, p.ref)
+    prefetch = getattr(resolver, "prefetch_tokens", None)
+    if prefetch is not None:
+        prefetch(list(work.values()))
+    per_file = plan.by_file()
+    waiting = {path: {p.target for p in sub.pending} for path, sub in per_file.items() if sub.pending}
+    files_of: dict[Target, list[str]] = {}
+    for path, targets in waiting.items():
+        for t in targets:
+            files_of.setdefault(t, []).append(path)
+    outcomes: dict[Target, Outcome] = {}
+
+    def on_result(target: Target, outcome: Outcome) -> None:
+        outcomes[target] = outcome
+        if progress is not None:
+            progress.write(f"\rpin-images: resolved {len(outcomes)}/{len(work)} references")
+            progress.flush()
+        for path in files_of[target]:
+            waiting[path].discard(target)
+            if not waiting[path]:
+                file_ready(path, finish(per_file[path], outcomes, options))
+
+    resolve_targets(work.items(), resolver, options.jobs, on_result)
+    if progress is not None:
+        progress.write("\r\033[K")
+    return outcomes
+
+
+def _collect_writes(report: Report, writes: dict[str, Future[tuple[bool, str | None]]]) -> None:
+    """Record each file's write in file order; a failed write turns its pins back into unpinned/stale."""
+    failed: set[str] = set()
+    for path in sorted(writes, key={f.path: i for i, f in enumerate(report.findings)}.get):
+        try:
+            changed, diff = writes[path].result()
+        except PinImagesError as exc:
+            report.file_errors.append(exc)
+            failed.add(path)
+            continue
+        if changed:
+            report.changed_files.append(path)
+        if diff:
+            report.diffs.append(diff)
+    if failed:
+        # Nothing was written to those files after all: their references are still unpinned or stale.
+        report.findings = [
+            replace(f, status=UNPINNED if f.status == PINNED else STALE, edit=None, message="not written")
+            if f.path in failed and f.status in CHANGES else f
+            for f in report.findings
+        ]
 
 
 def _new_bytes(path: str, edits: list[Edit], expected: str) -> tuple[bytes, bytes]:
@@ -297,42 +349,6 @@ def _write_one(path: str, edits: list[Edit], expected: str, settings: Settings) 
     if not settings.options.check:
         files.replace_file(path, new, expected)
     return True, None
-
-
-def _write_files(report: Report, digests: dict[str, str], settings: Settings) -> None:
-    by_file: dict[str, list[Finding]] = {}
-    for f in report.findings:
-        by_file.setdefault(f.path, []).append(f)
-    work = {
-        path: [f.edit for f in found if f.edit is not None]
-        for path, found in by_file.items()
-        # a file with any failed reference is left untouched
-        if any(f.edit is not None for f in found) and not any(f.status == ERROR for f in found)
-    }
-    if not work:
-        return
-    # Each replace ends in an fsync, which dominates a repo-wide rewrite; files are independent, so overlap them.
-    with ThreadPoolExecutor(max_workers=min(8, len(work))) as pool:
-        futures = {path: pool.submit(_write_one, path, edits, digests[path], settings) for path, edits in work.items()}
-    failed: dict[str, PinImagesError] = {}
-    for path, fut in futures.items():
-        try:
-            changed, diff = fut.result()
-        except PinImagesError as exc:
-            report.file_errors.append(exc)
-            failed[path] = exc
-            continue
-        if changed:
-            report.changed_files.append(path)
-        if diff:
-            report.diffs.append(diff)
-    if failed:
-        # Nothing was written to those files after all: their references are still unpinned or stale.
-        report.findings = [
-            replace(f, status=UNPINNED if f.status == PINNED else STALE, edit=None, message="not written")
-            if f.path in failed and f.status in CHANGES else f
-            for f in report.findings
-        ]
 
 
 def _diff(path: str, old: bytes, new: bytes) -> str:

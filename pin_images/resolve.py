@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Union
 
@@ -93,9 +93,14 @@ class Plan:
     findings: list[Finding] = field(default_factory=list)
     pending: list[_Pending] = field(default_factory=list)
 
-    @property
-    def targets(self) -> list[Target]:
-        return list(dict.fromkeys(p.target for p in self.pending))
+    def by_file(self) -> dict[str, Plan]:
+        """One sub-plan per file, in file order."""
+        plans = {path: Plan(files=[path]) for path in self.files}
+        for f in self.findings:
+            plans[f.path].findings.append(f)
+        for p in self.pending:
+            plans[p.path].pending.append(p)
+        return plans
 
 
 def classify(path: str, spans: Sequence[str], uses: Sequence[ImageUse], options: Options, plan: Plan) -> None:
@@ -168,17 +173,19 @@ def resolve_targets(
     targets: Iterable[tuple[Target, Reference]],
     resolver: Resolver,
     jobs: int = 8,
-    on_done: Callable[[int, int], None] | None = None,
+    on_result: Callable[[Target, Outcome], None] | None = None,
 ) -> dict[Target, Outcome]:
-    """Resolve every target once: at most ``jobs`` requests in flight per registry host, hosts in parallel."""
+    """Resolve every target once: at most ``jobs`` requests in flight per registry host, hosts in parallel.
+
+    ``on_result`` is called in the calling thread as each target completes, so work on finished targets (writing
+    the files that only need those) overlaps the requests still in flight.
+    """
     work = dict(targets)
     if not work:
         return {}
     jobs = max(1, jobs)
     hosts = {t.registry for t in work}
     limits = {h: threading.BoundedSemaphore(jobs) for h in hosts}
-    done = [0]
-    lock = threading.Lock()
 
     def one(target: Target, ref: Reference) -> Outcome:
         with limits[target.registry]:
@@ -188,17 +195,15 @@ def resolve_targets(
                 return resolver.resolve(ref, target.platform)
             except RegistryError as exc:
                 return exc
-            finally:
-                if on_done is not None:
-                    with lock:
-                        done[0] += 1
-                        on_done(done[0], len(work))
 
     results: dict[Target, Outcome] = {}
     with ThreadPoolExecutor(max_workers=min(64, jobs * len(hosts), len(work))) as pool:
-        futures = {t: pool.submit(one, t, r) for t, r in work.items()}
-        for t, fut in futures.items():
-            results[t] = fut.result()
+        futures = {pool.submit(one, t, r): t for t, r in work.items()}
+        for fut in as_completed(futures):
+            target = futures[fut]
+            results[target] = fut.result()
+            if on_result is not None:
+                on_result(target, results[target])
     return results
 
 
