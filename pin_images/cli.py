@@ -213,10 +213,14 @@ def _scan_one(path: str, build_args: dict[str, str]) -> ScanResult:
     return path, files.digest_bytes(data), uses, span_texts(data.decode("utf-8", "surrogateescape"), uses), None
 
 
-def _scan_all(paths: list[str], build_args: dict[str, str]) -> Iterator[ScanResult]:
-    """Scan files in order; a large tree is scanned by a pool of processes (scanning is CPU-bound Python)."""
+def _scan_all(paths: list[str], build_args: dict[str, str], started: Callable[[], None]) -> Iterator[ScanResult]:
+    """Scan files in order; a large tree is scanned by a pool of processes (scanning is CPU-bound Python).
+
+    ``started`` runs once any worker processes exist: threads must not be started before a fork.
+    """
     workers = min(8, os.cpu_count() or 1)
     if len(paths) < PARALLEL_SCAN_MIN or workers < 2 or sys.platform == "win32":
+        started()
         for path in paths:
             yield _scan_one(path, build_args)
         return
@@ -224,6 +228,7 @@ def _scan_all(paths: list[str], build_args: dict[str, str]) -> Iterator[ScanResu
 
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers) as pool:
+        started()
         yield from pool.imap(functools.partial(_scan_one, build_args=build_args), paths, chunksize=16)
 
 
@@ -242,8 +247,18 @@ def run(settings: Settings, resolver: Resolver | None = None, env: dict[str, str
             paths.update(dict.fromkeys(files.find_dockerfiles([root], settings.excludes)))
         except PinImagesError as exc:
             report.file_errors.append(exc)
+    # Build the registry client (importing requests) while the files are scanned, if the network may be needed.
+    client_builder = ThreadPoolExecutor(max_workers=1)
+    client: Future[Resolver] | None = None
+    environ = dict(env if env is not None else os.environ)
+
+    def build_client() -> None:
+        nonlocal client
+        if resolver is None and (not options.check or options.update):
+            client = client_builder.submit(make_resolver, settings, environ)
+
     # Only each file's hash and its uses are kept, not its bytes: memory grows with references, not with files.
-    for path, digest, uses, spans, error in _scan_all(list(paths), settings.build_args):
+    for path, digest, uses, spans, error in _scan_all(list(paths), settings.build_args, build_client):
         if error is not None:
             report.file_errors.append(error)
             continue
@@ -265,9 +280,10 @@ def run(settings: Settings, resolver: Resolver | None = None, env: dict[str, str
 
         if plan.pending:
             if resolver is None:
-                resolver = make_resolver(settings, dict(env if env is not None else os.environ))
+                resolver = client.result() if client is not None else make_resolver(settings, environ)
             outcomes = _resolve(plan, resolver, options, progress, write_when_ready)
         report.findings = finish(plan, outcomes, options)
+    client_builder.shutdown(wait=False)
     _collect_writes(report, writes)
     return report
 
