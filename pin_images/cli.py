@@ -257,6 +257,7 @@ def run(settings: Settings, resolver: Resolver | None = None, env: dict[str, str
         if resolver is None and (not options.check or options.update):
             client = client_builder.submit(make_resolver, settings, environ)
 
+    registries: set[str] = set()
     # Only each file's hash and its uses are kept, not its bytes: memory grows with references, not with files.
     for path, digest, uses, spans, error in _scan_all(list(paths), settings.build_args, build_client):
         if error is not None:
@@ -264,7 +265,13 @@ def run(settings: Settings, resolver: Resolver | None = None, env: dict[str, str
             continue
         report.files_scanned += 1
         digests[path] = digest
+        known = len(plan.pending)
         classify(path, spans, uses, options, plan)
+        for p in plan.pending[known:]:
+            if client is not None and p.ref.registry not in registries:
+                # Learn the registry's challenge while the scan goes on: one round trip fewer after it.
+                registries.add(p.ref.registry)
+                client_builder.submit(_learn_challenge, client, p.ref)
 
     outcomes: dict[Target, Outcome] = {}
     # Files are edited and written as soon as every reference they need has resolved, overlapping the requests
@@ -286,6 +293,12 @@ def run(settings: Settings, resolver: Resolver | None = None, env: dict[str, str
     client_builder.shutdown(wait=False)
     _collect_writes(report, writes)
     return report
+
+
+def _learn_challenge(client: Future[Resolver], ref: Reference) -> None:
+    learn = getattr(client.result(), "learn_challenges", None)
+    if learn is not None:
+        learn([ref])
 
 
 def _resolve(plan: Plan, resolver: Resolver, options: Options, progress: IO[str] | None,

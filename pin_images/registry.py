@@ -786,7 +786,18 @@ class RegistryClient:
             ttl = _DEFAULT_TOKEN_TTL
         return token, float(ttl)
 
-    def _prefetch(self, ep: _Endpoint, repositories: list[str]) -> None:
+    def learn_challenges(self, refs: Iterable[Reference]) -> None:
+        """Find out how each registry authenticates (one ``GET /v2/`` each), e.g. while the caller still scans.
+
+        Only an optimisation, like prefetch_tokens: failures are swallowed and the per-request path takes over.
+        """
+        for ep in dict.fromkeys(self._endpoints(ref.registry)[0] for ref in refs):
+            try:
+                self._challenge_of(ep)
+            except PinImagesError:
+                continue
+
+    def _challenge_of(self, ep: _Endpoint) -> Challenge | None:
         with self._lock:
             state = self._challenges.get(ep.base)
         if state is None:
@@ -800,6 +811,10 @@ class RegistryClient:
                         elif resp.status_code == 200:
                             with self._lock:
                                 state = self._challenges.setdefault(ep.base, _OPEN)
+        return state
+
+    def _prefetch(self, ep: _Endpoint, repositories: list[str]) -> None:
+        state = self._challenge_of(ep)
         if state is None or state.scheme != "bearer":
             return
         realm, service = state.get("realm") or "", state.get("service") or ""

@@ -568,6 +568,18 @@ def test_prefetch_one_token_for_many_repositories(rsps: responses.RequestsMock, 
     assert (stats["manifest_head"], stats["manifest_get"], stats["token"], stats["unauthorized"]) == (4, 0, 1, 1)
 
 
+def test_learned_challenge_is_not_pinged_again(rsps: responses.RequestsMock, clock: FakeTime) -> None:
+    registry = FakeRegistry(rsps, HUB, auth="bearer")
+    registry.push_image("library/python", AMD64, "1")
+    client = make_client(clock)
+    client.learn_challenges([parse("python:1"), parse("library/python:2")])
+    assert (client.stats.ping, client.stats.unauthorized, client.stats.token) == (1, 1, 0)
+    client.prefetch_tokens([parse("python:1")])
+    client.resolve(parse("python:1"))
+    stats = client.stats.as_dict()
+    assert (stats["ping"], stats["unauthorized"], stats["token"], stats["manifest_head"]) == (1, 1, 1, 1)
+
+
 def test_prefetch_chunks_scopes(rsps: responses.RequestsMock, clock: FakeTime) -> None:
     registry = FakeRegistry(rsps, HUB, auth="bearer")
     client = make_client(clock)
