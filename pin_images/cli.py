@@ -257,40 +257,43 @@ def run(settings: Settings, resolver: Resolver | None = None, env: dict[str, str
         if resolver is None and (not options.check or options.update):
             client = client_builder.submit(make_resolver, settings, environ)
 
-    registries: set[str] = set()
-    # Only each file's hash and its uses are kept, not its bytes: memory grows with references, not with files.
-    for path, digest, uses, spans, error in _scan_all(list(paths), settings.build_args, build_client):
-        if error is not None:
-            report.file_errors.append(error)
-            continue
-        report.files_scanned += 1
-        digests[path] = digest
-        known = len(plan.pending)
-        classify(path, spans, uses, options, plan)
-        for p in plan.pending[known:]:
-            if client is not None and p.ref.registry not in registries:
-                # Learn the registry's challenge while the scan goes on: one round trip fewer after it.
-                registries.add(p.ref.registry)
-                client_builder.submit(_learn_challenge, client, p.ref)
+    try:
+        registries: set[str] = set()
+        # Only each file's hash and its uses are kept, not its bytes: memory grows with references, not with files.
+        for path, digest, uses, spans, error in _scan_all(list(paths), settings.build_args, build_client):
+            if error is not None:
+                report.file_errors.append(error)
+                continue
+            report.files_scanned += 1
+            digests[path] = digest
+            known = len(plan.pending)
+            classify(path, spans, uses, options, plan)
+            for p in plan.pending[known:]:
+                if client is not None and p.ref.registry not in registries:
+                    # Learn the registry's challenge while the scan goes on: one round trip fewer after it.
+                    registries.add(p.ref.registry)
+                    client_builder.submit(_learn_challenge, client, p.ref)
 
-    outcomes: dict[Target, Outcome] = {}
-    # Files are edited and written as soon as every reference they need has resolved, overlapping the requests
-    # still in flight; each write is atomic, so an interruption leaves every file whole (old or new).
-    with ThreadPoolExecutor(max_workers=4) as writer:
-        writes: dict[str, Future[tuple[bool, str | None]]] = {}
+        outcomes: dict[Target, Outcome] = {}
+        # Files are edited and written as soon as every reference they need has resolved, overlapping the requests
+        # still in flight; each write is atomic, so an interruption leaves every file whole (old or new).
+        with ThreadPoolExecutor(max_workers=4) as writer:
+            writes: dict[str, Future[tuple[bool, str | None]]] = {}
 
-        def write_when_ready(path: str, findings: list[Finding]) -> None:
-            edits = [f.edit for f in findings if f.edit is not None]
-            # A file with any failed reference is left untouched.
-            if edits and not any(f.status == ERROR for f in findings):
-                writes[path] = writer.submit(_write_one, path, edits, digests[path], settings)
+            def write_when_ready(path: str, findings: list[Finding]) -> None:
+                edits = [f.edit for f in findings if f.edit is not None]
+                # A file with any failed reference is left untouched.
+                if edits and not any(f.status == ERROR for f in findings):
+                    writes[path] = writer.submit(_write_one, path, edits, digests[path], settings)
 
-        if plan.pending:
-            if resolver is None:
-                resolver = client.result() if client is not None else make_resolver(settings, environ)
-            outcomes = _resolve(plan, resolver, options, progress, write_when_ready)
-        report.findings = finish(plan, outcomes, options)
-    client_builder.shutdown(wait=False)
+            if plan.pending:
+                if resolver is None:
+                    resolver = client.result() if client is not None else make_resolver(settings, environ)
+                outcomes = _resolve(plan, resolver, options, progress, write_when_ready)
+            report.findings = finish(plan, outcomes, options)
+    finally:
+        # Queued challenge lookups are only a head start; never let them hold up the exit.
+        client_builder.shutdown(wait=False, cancel_futures=True)
     _collect_writes(report, writes)
     return report
 
