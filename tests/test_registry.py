@@ -9,7 +9,6 @@ import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -18,6 +17,7 @@ import requests
 import responses
 
 from pin_images import manifest as mf
+from pin_images.credentials import Credential
 from pin_images.errors import AuthError, BadResponseError, NotFoundError, RegistryConnectionError, RegistryError
 from pin_images.manifest import Platform
 from pin_images.reference import parse
@@ -31,25 +31,12 @@ REG = "https://registry.example.com"
 # ------------------------------------------------------------------------------------------------ fakes
 
 
-@dataclass(frozen=True)
-class FakeCredential:
-    """Same shape as credentials.Credential (written in parallel)."""
-
-    username: str
-    password: str = field(repr=False)
-    source: str
-
-    @property
-    def identity_token(self) -> bool:
-        return self.username == "<token>"
-
-
 class FakeKeychain:
-    def __init__(self, creds: dict[str, FakeCredential] | None = None) -> None:
+    def __init__(self, creds: dict[str, Credential] | None = None) -> None:
         self.creds = creds or {}
         self.asked: list[str] = []
 
-    def get(self, host: str) -> FakeCredential | None:
+    def get(self, host: str) -> Credential | None:
         self.asked.append(host)
         return self.creds.get(host)
 
@@ -623,7 +610,7 @@ def test_basic_auth(rsps: responses.RequestsMock, clock: FakeTime) -> None:
     registry = FakeRegistry(rsps, REG, auth="basic", basic=("alice", "s3cret"))
     registry.push_image("team/app", AMD64, "1")
     registry.push_image("team/other", AMD64, "1")
-    keychain = FakeKeychain({"registry.example.com": FakeCredential("alice", "s3cret", "docker config auths")})
+    keychain = FakeKeychain({"registry.example.com": Credential("alice", "s3cret", "docker config auths")})
     client = make_client(clock, keychain)
     client.resolve(parse("registry.example.com/team/app:1"))
     client.resolve(parse("registry.example.com/team/other:1"))
@@ -635,7 +622,7 @@ def test_basic_auth(rsps: responses.RequestsMock, clock: FakeTime) -> None:
 def test_bearer_with_basic_credentials_to_token_server(rsps: responses.RequestsMock, clock: FakeTime) -> None:
     registry = FakeRegistry(rsps, HUB, auth="bearer", basic=("bob", "pw"))
     registry.push_image("bob/private", AMD64, "1")
-    keychain = FakeKeychain({"docker.io": FakeCredential("bob", "pw", "credential helper desktop")})
+    keychain = FakeKeychain({"docker.io": Credential("bob", "pw", "credential helper desktop")})
     make_client(clock, keychain).resolve(parse("bob/private:1"))
     expected = "Basic " + base64.b64encode(b"bob:pw").decode()
     assert registry.token_requests[0].headers["Authorization"] == expected
@@ -645,7 +632,7 @@ def test_bearer_with_basic_credentials_to_token_server(rsps: responses.RequestsM
 def test_identity_token_uses_refresh_grant(rsps: responses.RequestsMock, clock: FakeTime) -> None:
     registry = FakeRegistry(rsps, REG, auth="bearer", realm=f"{REG}/oauth2/token", service="registry.example.com")
     registry.push_image("app", AMD64, "1")
-    keychain = FakeKeychain({"registry.example.com": FakeCredential("<token>", "refresh-xyz", "auths identitytoken")})
+    keychain = FakeKeychain({"registry.example.com": Credential("<token>", "refresh-xyz", "auths identitytoken")})
     make_client(clock, keychain).resolve(parse("registry.example.com/app:1"))
     (token_request,) = registry.token_requests
     assert token_request.method == "POST"
@@ -658,7 +645,7 @@ def test_identity_token_uses_refresh_grant(rsps: responses.RequestsMock, clock: 
 def test_401_after_auth_names_sources_not_secrets(rsps: responses.RequestsMock, clock: FakeTime) -> None:
     registry = FakeRegistry(rsps, REG, auth="basic", basic=("alice", "right"))
     registry.push_image("app", AMD64, "1")
-    keychain = FakeKeychain({"registry.example.com": FakeCredential("alice", "wrong-pw", "credential helper pass")})
+    keychain = FakeKeychain({"registry.example.com": Credential("alice", "wrong-pw", "credential helper pass")})
     with pytest.raises(AuthError) as info:
         make_client(clock, keychain).resolve(parse("registry.example.com/app:1"))
     message = str(info.value)
@@ -672,7 +659,7 @@ def test_401_after_auth_names_sources_not_secrets(rsps: responses.RequestsMock, 
 
 def test_token_server_refuses_credentials(rsps: responses.RequestsMock, clock: FakeTime) -> None:
     FakeRegistry(rsps, HUB, auth="bearer", basic=("bob", "pw"))
-    keychain = FakeKeychain({"docker.io": FakeCredential("bob", "bad", "docker config auths")})
+    keychain = FakeKeychain({"docker.io": Credential("bob", "bad", "docker config auths")})
     with pytest.raises(AuthError) as info:
         make_client(clock, keychain).resolve(parse("bob/private:1"))
     assert "docker config auths" in str(info.value)
@@ -702,7 +689,7 @@ def test_credential_source_failure_is_a_registry_error(rsps: responses.RequestsM
     from pin_images.errors import CredentialError
 
     class BrokenKeychain(FakeKeychain):
-        def get(self, host: str) -> FakeCredential | None:
+        def get(self, host: str) -> Credential | None:
             raise CredentialError("docker-credential-desktop failed: exit 1")
 
     FakeRegistry(rsps, REG, auth="basic", basic=("a", "b"))
@@ -713,7 +700,7 @@ def test_credential_source_failure_is_a_registry_error(rsps: responses.RequestsM
 def test_realm_on_other_host_over_http_gets_no_credentials(rsps: responses.RequestsMock, clock: FakeTime) -> None:
     registry = FakeRegistry(rsps, REG, auth="bearer", realm="http://auth.example.net/token", service="s")
     registry.push_image("app", AMD64, "1")
-    keychain = FakeKeychain({"registry.example.com": FakeCredential("alice", "pw", "docker config")})
+    keychain = FakeKeychain({"registry.example.com": Credential("alice", "pw", "docker config")})
     make_client(clock, keychain).resolve(parse("registry.example.com/app:1"))
     assert "Authorization" not in registry.token_requests[0].headers
 
@@ -722,7 +709,7 @@ def test_loopback_http_realm_gets_credentials(rsps: responses.RequestsMock, cloc
     registry = FakeRegistry(rsps, "http://127.0.0.1:5000", auth="bearer", realm="http://127.0.0.1:5001/token",
                             service="s", basic=("u", "p"))
     registry.push_image("app", AMD64, "1")
-    keychain = FakeKeychain({"127.0.0.1:5000": FakeCredential("u", "p", "docker config")})
+    keychain = FakeKeychain({"127.0.0.1:5000": Credential("u", "p", "docker config")})
     make_client(clock, keychain).resolve(parse("127.0.0.1:5000/app:1"))
     assert registry.token_requests[0].headers["Authorization"].startswith("Basic ")
 
@@ -762,7 +749,7 @@ def test_is_not_loopback(hostport: str) -> None:
 
 def test_insecure_host_uses_http_without_credentials(rsps: responses.RequestsMock, clock: FakeTime) -> None:
     FakeRegistry(rsps, "http://registry.lan:5000", auth="basic", basic=("u", "p"))
-    keychain = FakeKeychain({"registry.lan:5000": FakeCredential("u", "p", "docker config")})
+    keychain = FakeKeychain({"registry.lan:5000": Credential("u", "p", "docker config")})
     client = make_client(clock, keychain, insecure=["registry.lan:5000"])
     with pytest.raises(AuthError, match=r"never sent over plain http to registry.lan:5000"):
         client.resolve(parse("registry.lan:5000/app:1"))
@@ -821,7 +808,7 @@ def _redirecting(rsps: responses.RequestsMock, first: str, target: str) -> list[
 
 
 def _basic_client(clock: FakeTime) -> RegistryClient:
-    keychain = FakeKeychain({"registry.example.com": FakeCredential("u", "p", "docker config")})
+    keychain = FakeKeychain({"registry.example.com": Credential("u", "p", "docker config")})
     client = make_client(clock, keychain)
     # Pretend the Basic challenge was already learned, so the first request carries credentials.
     client._challenges[REG] = __import__("pin_images.challenge", fromlist=["Challenge"]).Challenge("basic")
@@ -985,7 +972,7 @@ def test_mirrors_in_order_then_upstream(rsps: responses.RequestsMock, clock: Fak
 def test_mirror_hit_skips_upstream(rsps: responses.RequestsMock, clock: FakeTime) -> None:
     mirror = FakeRegistry(rsps, "http://127.0.0.1:5000", auth="basic", basic=("m", "pw"))
     digest = mirror.push_image("library/python", AMD64, "3.12")[1]
-    keychain = FakeKeychain({"127.0.0.1:5000": FakeCredential("m", "pw", "docker config")})
+    keychain = FakeKeychain({"127.0.0.1:5000": Credential("m", "pw", "docker config")})
     client = make_client(clock, keychain, mirrors={"docker.io": ["http://127.0.0.1:5000/"]})
     assert client.resolve(parse("python:3.12")).digest == digest
     assert keychain.asked == ["127.0.0.1:5000"]  # credentials looked up by the mirror's host
@@ -1170,7 +1157,7 @@ def test_update_rejects_bad_current(clock: FakeTime) -> None:
 
 def test_no_secret_in_any_error(rsps: responses.RequestsMock, clock: FakeTime) -> None:
     FakeRegistry(rsps, HUB, auth="bearer", basic=("bob", "hunter2"))
-    keychain = FakeKeychain({"docker.io": FakeCredential("bob", "hunter2-wrong", "docker config")})
+    keychain = FakeKeychain({"docker.io": Credential("bob", "hunter2-wrong", "docker config")})
     with pytest.raises(RegistryError) as info:
         make_client(clock, keychain).resolve(parse("bob/app:1"))
     assert "hunter2" not in str(info.value)
