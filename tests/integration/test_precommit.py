@@ -50,6 +50,11 @@ def _clean_env(tmp: Path) -> dict[str, str]:
     no_proxy = ",".join(filter(None, [env.get("NO_PROXY") or env.get("no_proxy"), "127.0.0.1", "localhost"]))
     env["NO_PROXY"] = env["no_proxy"] = no_proxy
     env["GIT_CONFIG_NOSYSTEM"] = "1"
+    # Tests never reach the internet: the hook's virtualenv sees this interpreter's site-packages (where the test
+    # extras installed requests, google-auth and setuptools), and pip may not consult any index.
+    env["VIRTUALENV_SYSTEM_SITE_PACKAGES"] = "true"
+    env["PIP_NO_INDEX"] = "1"
+    env["PIP_NO_BUILD_ISOLATION"] = "0"  # pip reads this inverted: "0" turns build isolation off
     return env
 
 
