@@ -77,10 +77,6 @@ class Reference:
         """The reference as written, minus any ``@digest`` part."""
         return self.original.split("@", 1)[0]
 
-    def with_lookup_key(self) -> tuple[str, str, str]:
-        """Key used to de-duplicate resolutions: (registry, repository, tag-or-digest)."""
-        return (self.registry, self.repository, self.lookup)
-
     def __str__(self) -> str:
         return self.original
 
