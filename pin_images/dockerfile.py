@@ -6,13 +6,15 @@ The lexer follows BuildKit's parser (frontend/dockerfile/parser, instructions, s
 from __future__ import annotations
 
 import bisect
-import enum
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from .errors import DockerfileError
+from .uses import IGNORED, OK, PLATFORM_ARG, UNRESOLVED, Edit, ImageUse, Status, apply
+
+__all__ = ["IGNORED", "OK", "PLATFORM_ARG", "UNRESOLVED", "Edit", "ImageUse", "Status", "apply", "instructions", "scan"]
 
 # Go's unicode.IsSpace, which BuildKit uses to trim lines and split words (Python's str.isspace is wider).
 _GO_SPACE = frozenset(
@@ -112,46 +114,6 @@ class Instruction:
     # ONBUILD's trigger instruction (same lines); None for every other keyword.
     sub: Instruction | None = field(default=None, repr=False)
     start: int = field(default=0, repr=False)
-
-
-class Status(str, enum.Enum):
-    OK = "ok"
-    IGNORED = "ignored"
-    UNRESOLVED = "unresolved"
-    PLATFORM_ARG = "platform-arg"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-OK = Status.OK
-IGNORED = Status.IGNORED
-UNRESOLVED = Status.UNRESOLVED
-PLATFORM_ARG = Status.PLATFORM_ARG
-
-
-@dataclass(frozen=True)
-class ImageUse:
-    """One external image reference and the span of text to edit to pin it."""
-
-    line: int
-    instruction: str
-    written: str
-    image: str | None
-    platform: str | None
-    start: int
-    end: int
-    edit_line: int
-    arg: str | None = None
-    status: Status = Status.OK
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Edit:
-    start: int
-    end: int
-    replacement: str
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1356,24 +1318,3 @@ def scan(data: bytes, path: str = "", build_args: Mapping[str, str] | None = Non
         raise DockerfileError("binary file (contains NUL bytes)", path)
     text = data.decode("utf-8", "surrogateescape")
     return _Scanner(text, path, build_args or {}).run()
-
-
-def apply(data: bytes, edits: Iterable[Edit]) -> bytes:
-    """Splice edits into the file's text; every byte outside them stays identical."""
-    text = data.decode("utf-8", "surrogateescape")
-    unique = sorted(set(edits), key=lambda e: (e.start, e.end, e.replacement))
-    for e in unique:
-        if not 0 <= e.start <= e.end <= len(text):
-            raise ValueError(f"edit {e} is outside the text (length {len(text)})")
-    for a, b in zip(unique, unique[1:]):
-        # Two insertions at one point (or an insertion at a replacement's start) have no defined order.
-        if b.start < a.end or (a.start == b.start and (a.start == a.end or b.start == b.end)):
-            raise ValueError(f"overlapping edits {a} and {b}")
-    parts = []
-    prev = 0
-    for e in unique:
-        parts.append(text[prev : e.start])
-        parts.append(e.replacement)
-        prev = e.end
-    parts.append(text[prev:])
-    return "".join(parts).encode("utf-8", "surrogateescape")

@@ -1,0 +1,80 @@
+"""The file-kind interface: what every scanner (Dockerfile, Compose, Kubernetes, ...) returns, and the one splice.
+
+A file kind is a pure ``scan(data, path, ...) -> list[ImageUse]``; every kind shares ``apply`` because an edit is a
+character span of the file's text decoded with ``surrogateescape``, so every byte outside the spans round-trips.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class Status(str, enum.Enum):
+    """What the scanner could decide about a use without the network."""
+
+    OK = "ok"
+    IGNORED = "ignored"
+    UNRESOLVED = "unresolved"
+    PLATFORM_ARG = "platform-arg"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+OK = Status.OK
+IGNORED = Status.IGNORED
+UNRESOLVED = Status.UNRESOLVED
+PLATFORM_ARG = Status.PLATFORM_ARG
+
+
+@dataclass(frozen=True)
+class ImageUse:
+    """One external image reference and the span of text to edit to pin it.
+
+    ``line``/``column`` (1-based) locate the reference text as users see it; ``start``/``end`` are the character
+    offsets of the edit span (which, for an ARG-default pin, lies on ``edit_line`` elsewhere in the file).
+    """
+
+    line: int
+    instruction: str
+    written: str
+    image: str | None
+    platform: str | None
+    start: int
+    end: int
+    edit_line: int
+    arg: str | None = None
+    status: Status = Status.OK
+    note: str = ""
+    column: int = 0
+    kind: str = "dockerfile"
+
+
+@dataclass(frozen=True)
+class Edit:
+    start: int
+    end: int
+    replacement: str
+
+
+def apply(data: bytes, edits: Iterable[Edit]) -> bytes:
+    """Splice edits into the file's text; every byte outside them stays identical."""
+    text = data.decode("utf-8", "surrogateescape")
+    unique = sorted(set(edits), key=lambda e: (e.start, e.end, e.replacement))
+    for e in unique:
+        if not 0 <= e.start <= e.end <= len(text):
+            raise ValueError(f"edit {e} is outside the text (length {len(text)})")
+    for a, b in zip(unique, unique[1:]):
+        # Two insertions at one point (or an insertion at a replacement's start) have no defined order.
+        if b.start < a.end or (a.start == b.start and (a.start == a.end or b.start == b.end)):
+            raise ValueError(f"overlapping edits {a} and {b}")
+    parts = []
+    prev = 0
+    for e in unique:
+        parts.append(text[prev : e.start])
+        parts.append(e.replacement)
+        prev = e.end
+    parts.append(text[prev:])
+    return "".join(parts).encode("utf-8", "surrogateescape")
