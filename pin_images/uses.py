@@ -7,8 +7,8 @@ character span of the file's text decoded with ``surrogateescape``, so every byt
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 
 class Status(str, enum.Enum):
@@ -18,6 +18,8 @@ class Status(str, enum.Enum):
     IGNORED = "ignored"
     UNRESOLVED = "unresolved"
     PLATFORM_ARG = "platform-arg"
+    # A --build-arg replaced the default that the file names: the digest would belong to another image.
+    OVERRIDDEN = "overridden"
 
     def __str__(self) -> str:
         return self.value
@@ -27,6 +29,7 @@ OK = Status.OK
 IGNORED = Status.IGNORED
 UNRESOLVED = Status.UNRESOLVED
 PLATFORM_ARG = Status.PLATFORM_ARG
+OVERRIDDEN = Status.OVERRIDDEN
 
 
 @dataclass(frozen=True)
@@ -78,3 +81,29 @@ def apply(data: bytes, edits: Iterable[Edit]) -> bytes:
         prev = e.end
     parts.append(text[prev:])
     return "".join(parts).encode("utf-8", "surrogateescape")
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something a scan wants the user to know about a file that is not tied to one image use."""
+
+    line: int
+    message: str
+    warning: bool = True
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """What a scanner may need beyond the file's bytes; every kind ignores what it does not use."""
+
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    pin_syntax: bool = False
+
+
+@dataclass(frozen=True)
+class FileScan:
+    """One file's scan: its image uses in file order, and file-level notes (a broken line no use depends on)."""
+
+    kind: str
+    uses: tuple[ImageUse, ...] = ()
+    notes: tuple[Note, ...] = ()
