@@ -61,11 +61,12 @@ def display_path(path: str) -> str:
 
 def _normalise_glob(glob: str) -> str:
     """``./legacy``, ``legacy/`` and ``legacy`` are one pattern; paths are matched in display form."""
-    g = glob.replace(os.sep, "/").strip()
+    g = re.sub(r"/+", "/", glob.replace(os.sep, "/").strip())
+    while "/./" in g:
+        g = g.replace("/./", "/")
     while g.startswith("./"):
         g = g[2:]
-    g = re.sub(r"/+", "/", g).rstrip("/")
-    return g or "."
+    return g.rstrip("/") or "."
 
 
 def is_excluded(path: str, globs: Sequence[str]) -> bool:
