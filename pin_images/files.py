@@ -177,44 +177,52 @@ def _find(root: str, excludes: Sequence[str], errors: list[PinImagesError]) -> I
         yield shown
         return
     listed = _git_listing(root, errors)
-    candidates = _walk(root, excludes, errors) if listed is None else listed
-    for rel in candidates:
+    for rel, is_dir in _walk(root, excludes, errors) if listed is None else listed:
         path = display_path(os.path.join(root, rel))
-        if os.path.isdir(path) and not os.path.islink(path):
+        if is_dir:
             # A submodule or a nested repository: git lists it as one entry; search it with its own rules.
             yield from _find(path, excludes, errors)
-        elif kinds.kind_for_name(path) is not None and not is_excluded(path, excludes):
+        elif not is_excluded(path, excludes):
             yield path
 
 
-def _walk(root: str, excludes: Sequence[str], errors: list[PinImagesError]) -> list[str]:
-    """The files below ``root`` (relative to it), outside git: a walk that does not follow directory links and does
-    not enter excluded directories (a large ``node_modules`` costs nothing)."""
-    out: list[str] = []
+def _walk(root: str, excludes: Sequence[str], errors: list[PinImagesError]) -> list[tuple[str, bool]]:
+    """The files of a known kind below ``root`` (relative to it), outside git: a walk that follows no directory link
+    and does not enter excluded directories (a large excluded ``node_modules`` costs nothing)."""
+    out: list[tuple[str, bool]] = []
 
     def unreadable(exc: OSError) -> None:
         errors.append(DockerfileError(f"cannot read directory: {exc.strerror or exc}", display_path(exc.filename)))
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         dirnames[:] = [
-            d for d in dirnames if d not in _SKIP_DIRS and not is_excluded(os.path.join(dirpath, d), excludes)
+            d for d in dirnames if d not in _SKIP_DIRS and not (excludes and is_excluded(f"{dirpath}/{d}", excludes))
         ]
-        rel = os.path.relpath(dirpath, root)
-        out.extend(name if rel == "." else os.path.join(rel, name) for name in filenames)
+        # os.walk joins every dirpath onto root, so slicing is relpath without its cost (it runs once per directory).
+        prefix = dirpath[len(root) :].lstrip(os.sep + "/")
+        for name in filenames:
+            if kinds.kind_for_name(f"{dirpath}/{name}") is not None:
+                out.append((f"{prefix}/{name}" if prefix else name, False))
     return sorted(out, key=_walk_order)
 
 
-def _walk_order(rel: str) -> tuple[tuple[str, ...], str]:
+def _walk_order(entry: tuple[str, bool]) -> tuple[tuple[str, ...], str]:
     # A directory's own files before its subdirectories, each level sorted: the order a sorted walk gives.
-    parts = rel.replace(os.sep, "/").split("/")
-    return tuple(parts[:-1]), parts[-1]
+    parts = entry[0].replace(os.sep, "/").rstrip("/").split("/")
+    return (tuple(parts), "") if entry[1] else (tuple(parts[:-1]), parts[-1])
 
 
-def _git_listing(root: str, errors: list[PinImagesError]) -> list[str] | None:
-    """The files below ``root`` that git does not ignore, tracked or not; None outside a work tree or without git."""
+# `git ls-files -s` prints "<mode> <object> <stage>\t<path>" for tracked entries, the bare path for untracked ones.
+_STAGED_RE = re.compile(r"([0-7]{6}) [0-9a-f]{40,64} [0-3]\t(.*)", re.DOTALL)
+_GITLINK = "160000"
+
+
+def _git_listing(root: str, errors: list[PinImagesError]) -> list[tuple[str, bool]] | None:
+    """The files of a known kind below ``root`` that git does not ignore, tracked or not, and the nested
+    repositories to search on their own; None outside a work tree or without git."""
     if work_tree_root(root) is None or os.path.basename(os.path.abspath(root)) in _SKIP_DIRS:
         return None
-    cmd = ["git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+    cmd = ["git", "-C", root, "ls-files", "-z", "--stage", "--cached", "--others", "--exclude-standard"]
     # No optional locks: listing must never write the index of the repository being checked.
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
     try:
@@ -227,9 +235,18 @@ def _git_listing(root: str, errors: list[PinImagesError]) -> list[str] | None:
     for match in _GIT_UNREADABLE_RE.finditer(stderr):
         where = display_path(os.path.join(root, match.group(1)))
         errors.append(DockerfileError(f"cannot read directory: {match.group(2)}", where))
-    names = {os.fsdecode(n) for n in proc.stdout.split(b"\0") if n}
+    found: dict[str, bool] = {}
+    for entry in proc.stdout.split(b"\0"):
+        text = os.fsdecode(entry)
+        staged = _STAGED_RE.fullmatch(text)
+        rel = staged.group(2) if staged else text
+        # A submodule (a gitlink) or an untracked nested repository (listed with a trailing slash).
+        is_dir = (staged is not None and staged.group(1) == _GITLINK) or rel.endswith("/")
+        if rel and (is_dir or kinds.kind_for_name(os.path.join(root, rel)) is not None):
+            found[rel] = is_dir
     # --cached also lists files deleted from the work tree but not from the index.
-    return sorted((n for n in names if os.path.lexists(os.path.join(root, n))), key=_walk_order)
+    kept = [(rel, d) for rel, d in found.items() if os.path.lexists(os.path.join(root, rel))]
+    return sorted(kept, key=_walk_order)
 
 
 def read_file(path: str) -> bytes:
