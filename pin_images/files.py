@@ -11,7 +11,7 @@ import re
 import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from . import kinds
@@ -124,18 +124,19 @@ class Discovery:
     errors: list[PinImagesError] = field(default_factory=list)
 
 
-def discover(paths: Sequence[str], excludes: Sequence[str] = ()) -> Discovery:
+def discover(paths: Sequence[str], excludes: Sequence[str] = (), only: Collection[str] | None = None) -> Discovery:
     """Find the files named by ``paths``: a file as given, a directory searched (honouring .gitignore in git).
 
     Every path is reported in display form; the same file reached twice (``a/Dockerfile``, ``./a/Dockerfile``, a
     symlink, a hard link) is read once, under the name that is not a symlink when there is one. An excluded path is
     skipped even when named, so the configuration's excludes hold under pre-commit, which names every staged file.
+    ``only``: the file kinds a search keeps (default: every kind ``kinds.kind_for_name`` knows).
     """
     found = Discovery()
     by_file: dict[object, int] = {}
     for root in paths:
         try:
-            for path in _find(root, excludes, found.errors):
+            for path in _find(root, excludes, found.errors, only):
                 _add_once(found.paths, by_file, path)
         except PinImagesError as exc:
             found.errors.append(exc)
@@ -143,8 +144,8 @@ def discover(paths: Sequence[str], excludes: Sequence[str] = ()) -> Discovery:
 
 
 def find_dockerfiles(paths: Sequence[str], excludes: Sequence[str] = ()) -> Iterator[str]:
-    """Yield the files ``discover`` finds; the first error met is raised instead."""
-    found = discover(paths, excludes)
+    """Yield the Dockerfiles ``discover`` finds (and named files); the first error met is raised instead."""
+    found = discover(paths, excludes, only=("dockerfile",))
     if found.errors:
         raise found.errors[0]
     yield from found.paths
@@ -167,7 +168,9 @@ def _has_symlink(path: str) -> bool:
     return os.path.realpath(path) != os.path.abspath(path)
 
 
-def _find(root: str, excludes: Sequence[str], errors: list[PinImagesError]) -> Iterator[str]:
+def _find(
+    root: str, excludes: Sequence[str], errors: list[PinImagesError], only: Collection[str] | None
+) -> Iterator[str]:
     shown = display_path(root)
     if not os.path.lexists(root):
         raise DockerfileError("no such file or directory", shown)
@@ -176,17 +179,24 @@ def _find(root: str, excludes: Sequence[str], errors: list[PinImagesError]) -> I
     if not os.path.isdir(root):
         yield shown
         return
-    listed = _git_listing(root, errors)
-    for rel, is_dir in _walk(root, excludes, errors) if listed is None else listed:
+    listed = _git_listing(root, errors, only)
+    for rel, is_dir in _walk(root, excludes, errors, only) if listed is None else listed:
         path = display_path(os.path.join(root, rel))
         if is_dir:
             # A submodule or a nested repository: git lists it as one entry; search it with its own rules.
-            yield from _find(path, excludes, errors)
+            yield from _find(path, excludes, errors, only)
         elif not is_excluded(path, excludes):
             yield path
 
 
-def _walk(root: str, excludes: Sequence[str], errors: list[PinImagesError]) -> list[tuple[str, bool]]:
+def _wanted(path: str, only: Collection[str] | None) -> bool:
+    kind = kinds.kind_for_name(path)
+    return kind is not None and (only is None or kind in only)
+
+
+def _walk(
+    root: str, excludes: Sequence[str], errors: list[PinImagesError], only: Collection[str] | None
+) -> list[tuple[str, bool]]:
     """The files of a known kind below ``root`` (relative to it), outside git: a walk that follows no directory link
     and does not enter excluded directories (a large excluded ``node_modules`` costs nothing)."""
     out: list[tuple[str, bool]] = []
@@ -201,7 +211,7 @@ def _walk(root: str, excludes: Sequence[str], errors: list[PinImagesError]) -> l
         # os.walk joins every dirpath onto root, so slicing is relpath without its cost (it runs once per directory).
         prefix = dirpath[len(root) :].lstrip(os.sep + "/")
         for name in filenames:
-            if kinds.kind_for_name(f"{dirpath}/{name}") is not None:
+            if _wanted(f"{dirpath}/{name}", only):
                 out.append((f"{prefix}/{name}" if prefix else name, False))
     return sorted(out, key=_walk_order)
 
@@ -217,7 +227,9 @@ _STAGED_RE = re.compile(r"([0-7]{6}) [0-9a-f]{40,64} [0-3]\t(.*)", re.DOTALL)
 _GITLINK = "160000"
 
 
-def _git_listing(root: str, errors: list[PinImagesError]) -> list[tuple[str, bool]] | None:
+def _git_listing(
+    root: str, errors: list[PinImagesError], only: Collection[str] | None
+) -> list[tuple[str, bool]] | None:
     """The files of a known kind below ``root`` that git does not ignore, tracked or not, and the nested
     repositories to search on their own; None outside a work tree or without git."""
     if work_tree_root(root) is None or os.path.basename(os.path.abspath(root)) in _SKIP_DIRS:
@@ -242,7 +254,7 @@ def _git_listing(root: str, errors: list[PinImagesError]) -> list[tuple[str, boo
         rel = staged.group(2) if staged else text
         # A submodule (a gitlink) or an untracked nested repository (listed with a trailing slash).
         is_dir = (staged is not None and staged.group(1) == _GITLINK) or rel.endswith("/")
-        if rel and (is_dir or kinds.kind_for_name(os.path.join(root, rel)) is not None):
+        if rel and (is_dir or _wanted(os.path.join(root, rel), only)):
             found[rel] = is_dir
     # --cached also lists files deleted from the work tree but not from the index.
     kept = [(rel, d) for rel, d in found.items() if os.path.lexists(os.path.join(root, rel))]

@@ -387,3 +387,10 @@ def test_replace_refuses_output_larger_than_what_it_can_read_back(tmp_path):
     with pytest.raises(DockerfileError, match=r"would be [\d,]+ bytes, over the 1 MiB that pin-images reads"):
         replace_file(str(f), new, digest_bytes(old))
     assert f.read_bytes() == old
+
+
+def test_discover_finds_every_kind_and_find_dockerfiles_only_dockerfiles(tmp_path, monkeypatch):
+    touch(tmp_path, "Dockerfile", "compose.yaml", "notes.txt")
+    monkeypatch.chdir(tmp_path)
+    assert discover(["."]).paths == ["Dockerfile", "compose.yaml"]
+    assert list(find_dockerfiles(["."])) == ["Dockerfile"]
