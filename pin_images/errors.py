@@ -40,6 +40,10 @@ class DockerfileError(PinImagesError):
         return (type(self), (self.cause, self.path, self.line))
 
 
+class FileFormatError(DockerfileError):
+    """A Compose, Kubernetes, workflow, GitLab CI or devcontainer file that cannot be parsed; names file and line."""
+
+
 class ConfigError(PinImagesError):
     """Bad command-line option or configuration file."""
 

@@ -14,6 +14,7 @@ from .dockerfile import Edit, ImageUse
 from .errors import InvalidReferenceError, PinImagesError, RegistryError
 from .manifest import Platform, Resolution
 from .reference import Reference, parse
+from .uses import SKIP
 
 # Finding statuses: stable strings, part of the JSON output.
 PINNED = "pinned"  # we added a digest (or would, with --dry-run)
@@ -113,6 +114,10 @@ def classify(path: str, spans: Sequence[str], uses: Sequence[ImageUse], options:
         base = {"path": path, "line": use.line, "written": use.written, "image": use.image}
         if use.status == dockerfile.IGNORED:
             plan.findings.append(Finding(**base, status=SKIPPED, message="ignored (# pin-images: ignore)"))
+            continue
+        if use.status == SKIP:
+            # Not a reference to pin (a variable, an empty value, an image the file builds): never a failure.
+            plan.findings.append(Finding(**base, status=SKIPPED, message=use.note or "not pinned"))
             continue
         if use.status == dockerfile.PLATFORM_ARG:
             plan.findings.append(Finding(**base, status=SKIPPED, message=use.note or "uses a platform ARG"))

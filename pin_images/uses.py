@@ -20,6 +20,9 @@ class Status(str, enum.Enum):
     PLATFORM_ARG = "platform-arg"
     # A --build-arg replaced the default that the file names: the digest would belong to another image.
     OVERRIDDEN = "overridden"
+    # Not a reference to pin, for the reason in the note (a variable, an empty value, a block scalar, an image a
+    # Compose service builds): reported as skipped, never a --check failure.
+    SKIP = "skip"
     # The reference's own text cannot be expanded (BuildKit fails the build there); the note says why.
     INVALID = "invalid"
 
@@ -32,6 +35,7 @@ IGNORED = Status.IGNORED
 UNRESOLVED = Status.UNRESOLVED
 PLATFORM_ARG = Status.PLATFORM_ARG
 OVERRIDDEN = Status.OVERRIDDEN
+SKIP = Status.SKIP
 INVALID = Status.INVALID
 
 

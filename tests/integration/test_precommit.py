@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.deps import link_distributions, runtime_requirements
 from tests.support.registry_server import RegistryServer
 from tests.support.seed import seed_image
 
@@ -50,11 +51,19 @@ def _clean_env(tmp: Path) -> dict[str, str]:
     no_proxy = ",".join(filter(None, [env.get("NO_PROXY") or env.get("no_proxy"), "127.0.0.1", "localhost"]))
     env["NO_PROXY"] = env["no_proxy"] = no_proxy
     env["GIT_CONFIG_NOSYSTEM"] = "1"
-    # Tests never reach the internet: the hook's virtualenv sees this interpreter's site-packages (where the test
-    # extras installed requests, google-auth and setuptools), and pip may not consult any index.
-    env["VIRTUALENV_SYSTEM_SITE_PACKAGES"] = "true"
+    # Tests never reach the internet. pip may not consult any index; the hook's runtime dependencies come from the
+    # interpreter running the tests (a virtualenv's own site-packages, not its base interpreter's), through a
+    # directory on PYTHONPATH holding only those distributions, where pip sees them installed. virtualenv seeds
+    # setuptools from its bundled wheels (for every Python version) to build the hook without build isolation.
+    env["PYTHONPATH"] = str(link_distributions(tmp / "hook-deps", runtime_requirements()))
     env["PIP_NO_INDEX"] = "1"
     env["PIP_NO_BUILD_ISOLATION"] = "0"  # pip reads this inverted: "0" turns build isolation off
+    env["VIRTUALENV_SETUPTOOLS"] = "bundle"
+    env["VIRTUALENV_NO_DOWNLOAD"] = "1"
+    env["VIRTUALENV_NO_PERIODIC_UPDATE"] = "1"
+    env["VIRTUALENV_OVERRIDE_APP_DATA"] = str(tmp / "virtualenv-app-data")  # not the user's real cache
+    for name in ("VIRTUALENV_SYSTEM_SITE_PACKAGES", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONNOUSERSITE"):
+        env.pop(name, None)
     return env
 
 
