@@ -295,6 +295,8 @@ class RegistryClient:
             except PinImagesError:
                 continue
 
+    prefetch = prefetch_tokens  # the name the Resolver protocol declares
+
     # ----------------------------------------------------------------------------------------------- endpoints
 
     def _endpoints(self, registry: str) -> list[_Endpoint]:
