@@ -28,5 +28,5 @@ def scan_file(kind: str, data: bytes, path: str, options: ScanOptions) -> FileSc
     if kind == "dockerfile":
         from . import dockerfile
 
-        return FileScan(kind, tuple(dockerfile.scan(data, path, options.build_args)))
+        return dockerfile.scan_file(data, path, options)
     raise ValueError(f"unknown file kind {kind!r}")

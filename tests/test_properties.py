@@ -409,7 +409,7 @@ def test_scan_and_apply_insert_only_digests(case) -> None:
     text = data.decode("utf-8", "surrogateescape")
     for use in df.scan(data):
         assert 0 <= use.start <= use.end <= len(text)
-        if use.arg is None and not set(use.written) & set("$'\""):
+        if not set(use.written) & set("$'\""):
             assert text[use.start : use.end] == use.written
 
 

@@ -13,11 +13,20 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import metadata
+from pathlib import Path, PurePosixPath
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 from tests.support.registry_server import RegistryServer
 from tests.support.seed import seed_image
@@ -50,12 +59,48 @@ def _clean_env(tmp: Path) -> dict[str, str]:
     no_proxy = ",".join(filter(None, [env.get("NO_PROXY") or env.get("no_proxy"), "127.0.0.1", "localhost"]))
     env["NO_PROXY"] = env["no_proxy"] = no_proxy
     env["GIT_CONFIG_NOSYSTEM"] = "1"
-    # Tests never reach the internet: the hook's virtualenv sees this interpreter's site-packages (where the test
-    # extras installed requests, google-auth and setuptools), and pip may not consult any index.
-    env["VIRTUALENV_SYSTEM_SITE_PACKAGES"] = "true"
+    # Tests never reach the internet. pip may not consult any index; the hook's runtime dependencies come from the
+    # interpreter running the tests (a virtualenv's own site-packages, not its base interpreter's), through a
+    # directory on PYTHONPATH holding only those distributions, where pip sees them installed. virtualenv seeds
+    # setuptools from its bundled wheels (for every Python version) to build the hook without build isolation.
+    env["PYTHONPATH"] = str(_dependency_view(tmp / "hook-deps"))
     env["PIP_NO_INDEX"] = "1"
     env["PIP_NO_BUILD_ISOLATION"] = "0"  # pip reads this inverted: "0" turns build isolation off
+    env["VIRTUALENV_SETUPTOOLS"] = "bundle"
+    env["VIRTUALENV_NO_DOWNLOAD"] = "1"
+    env["VIRTUALENV_NO_PERIODIC_UPDATE"] = "1"
+    env["VIRTUALENV_OVERRIDE_APP_DATA"] = str(tmp / "virtualenv-app-data")  # not the user's real cache
+    for name in ("VIRTUALENV_SYSTEM_SITE_PACKAGES", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONNOUSERSITE"):
+        env.pop(name, None)
     return env
+
+
+def _requirements(dist: metadata.Distribution) -> Iterator[str]:
+    """Names of the distributions ``dist`` needs on this interpreter, extras left out."""
+    for text in dist.requires or ():
+        req = Requirement(text)
+        if not req.marker or req.marker.evaluate({"extra": ""}):
+            yield req.name
+
+
+def _dependency_view(dest: Path) -> Path:
+    """A directory of symlinks to pin-images' runtime dependencies (transitively) in this interpreter's sys.path."""
+    dest.mkdir(exist_ok=True)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pending = [req.name for req in map(Requirement, project["dependencies"]) if not req.marker or req.marker.evaluate()]
+    seen: set[str] = set()
+    while pending:
+        name = canonicalize_name(pending.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        dist = metadata.distribution(name)  # PackageNotFoundError: the test extras were not installed
+        pending.extend(_requirements(dist))
+        for top in {PurePosixPath(str(f)).parts[0] for f in dist.files or ()} - {"..", "__pycache__"}:
+            link, target = dest / top, Path(str(dist.locate_file(top)))
+            if target.exists() and not link.exists():
+                link.symlink_to(target, target_is_directory=target.is_dir())
+    return dest
 
 
 def _snapshot(dest: Path, env: dict[str, str]) -> str:
