@@ -18,6 +18,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .hosts import canonical_registry
 from .manifest import parse_platform
 
 if sys.version_info >= (3, 11):
@@ -154,8 +155,7 @@ def _quote_key(key: str) -> str:
 
 def registry_key(name: str) -> str:
     # Same spelling rules as the --registry-mirror/--insecure-registry options, so file and flags merge by key.
-    name = name.strip().lower()
-    return "docker.io" if name in ("index.docker.io", "registry-1.docker.io") else name
+    return canonical_registry(name)
 
 
 def _string(value: Any, where: str) -> str:

@@ -32,6 +32,10 @@ class DockerfileError(PinImagesError):
         super().__init__(f"{where}: {cause}")
 
 
+class FileFormatError(DockerfileError):
+    """A Compose, Kubernetes, workflow, GitLab CI or devcontainer file that cannot be parsed; names file and line."""
+
+
 class ConfigError(PinImagesError):
     """Bad command-line option or configuration file."""
 

@@ -5,22 +5,61 @@ Adding a kind means adding it here; the engine, the walk and the reports need no
 
 from __future__ import annotations
 
+import re
+
 from .uses import FileScan, ScanOptions
 
-KINDS = ("dockerfile",)
+KINDS = ("dockerfile", "compose", "kubernetes", "github", "gitlab", "devcontainer")
+
+# Kept in step with the `files` patterns in .pre-commit-hooks.yaml (tests compare the two).
+_COMPOSE_RE = re.compile(r"(?:docker-)?compose(?:\.[^/]+)?\.ya?ml")
+_WORKFLOW_RE = re.compile(r"(?:.*/)?\.github/workflows/[^/]+\.ya?ml")
+_ACTION_RE = re.compile(r"action\.ya?ml")
+_GITLAB_RE = re.compile(r"(?:.+)?\.gitlab-ci\.ya?ml")
+_DEVCONTAINER_RE = re.compile(r"(?:.*/)?(?:\.devcontainer\.json|\.devcontainer/(?:[^/]+/)?devcontainer\.json)")
+_YAML_RE = re.compile(r".+\.ya?ml")
+# Files of these extensions are never read as Dockerfiles when named on the command line.
+_DATA_RE = re.compile(r".+\.(?:ya?ml|json)", re.IGNORECASE)
 
 
 def kind_for_name(path: str) -> str | None:
-    """The kind a directory walk gives a file by its name alone, or None to pass it by."""
+    """The kind a directory walk gives a file by its name alone, or None to pass it by.
+
+    Any other ``*.yaml``/``*.yml`` is a Kubernetes candidate: recognised by its content, it yields nothing (and no
+    error) when it is not a manifest.
+    """
     from .files import is_dockerfile_name
 
-    name = path.replace("\\", "/").rsplit("/", 1)[-1]
-    return "dockerfile" if is_dockerfile_name(name) else None
+    path = path.replace("\\", "/")
+    name = path.rsplit("/", 1)[-1]
+    if is_dockerfile_name(name):
+        return "dockerfile"
+    if _COMPOSE_RE.fullmatch(name):
+        return "compose"
+    if _WORKFLOW_RE.fullmatch(path) or _ACTION_RE.fullmatch(name):
+        return "github"
+    if _GITLAB_RE.fullmatch(name):
+        return "gitlab"
+    if _DEVCONTAINER_RE.fullmatch(path):
+        return "devcontainer"
+    if _YAML_RE.fullmatch(name):
+        return "kubernetes"
+    return None
 
 
 def kind_for_named_file(path: str, data: bytes) -> str | None:
-    """The kind of a file named on the command line (its name, else its content); None means skip it quietly."""
-    return kind_for_name(path) or "dockerfile"
+    """The kind of a file named on the command line (its name, else its content); None means skip it quietly.
+
+    A ``.yaml``/``.yml``/``.json`` file of no kind is skipped (pre-commit hands the hook every YAML file); any
+    other file is read as a Dockerfile.
+    """
+    kind = kind_for_name(path)
+    if kind is not None:
+        return kind
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    if _DATA_RE.fullmatch(name):
+        return "kubernetes" if _YAML_RE.fullmatch(name.lower()) else None
+    return "dockerfile"
 
 
 def scan_file(kind: str, data: bytes, path: str, options: ScanOptions) -> FileScan:
@@ -29,4 +68,27 @@ def scan_file(kind: str, data: bytes, path: str, options: ScanOptions) -> FileSc
         from . import dockerfile
 
         return dockerfile.scan_file(data, path, options)
+    if kind == "compose":
+        from . import compose
+
+        return compose.scan(data, path)
+    if kind == "kubernetes":
+        from . import kubernetes
+
+        return kubernetes.scan(data, path)
+    if kind == "github":
+        from . import workflows
+
+        name = path.replace("\\", "/").rsplit("/", 1)[-1]
+        if _ACTION_RE.fullmatch(name) and not _WORKFLOW_RE.fullmatch(path.replace("\\", "/")):
+            return workflows.scan_action(data, path)
+        return workflows.scan_workflow(data, path)
+    if kind == "gitlab":
+        from . import gitlab
+
+        return gitlab.scan(data, path)
+    if kind == "devcontainer":
+        from . import devcontainer
+
+        return devcontainer.scan(data, path)
     raise ValueError(f"unknown file kind {kind!r}")

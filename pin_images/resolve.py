@@ -181,6 +181,9 @@ def _decide(path: str, use: ImageUse, options: Options) -> Finding | Reference:
     """The finding for a use that needs no network, or the reference to resolve."""
     if use.status == Status.IGNORED:
         return _finding(path, use, SKIPPED, message="ignored (# pin-images: ignore)")
+    if use.status == Status.SKIP:
+        # Not a reference to pin (a variable, an empty value, an image the file builds): never a failure.
+        return _finding(path, use, SKIPPED, message=use.note or "not pinned")
     if use.status == Status.PLATFORM_ARG:
         return _finding(path, use, SKIPPED, message=use.note or "uses a platform ARG")
     if use.status == Status.UNRESOLVED or use.image is None:

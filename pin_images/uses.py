@@ -20,6 +20,9 @@ class Status(str, enum.Enum):
     PLATFORM_ARG = "platform-arg"
     # A --build-arg replaced the default that the file names: the digest would belong to another image.
     OVERRIDDEN = "overridden"
+    # Not a reference to pin, for the reason in the note (a variable, an empty value, a block scalar, an image a
+    # Compose service builds): reported as skipped, never a --check failure.
+    SKIP = "skip"
 
     def __str__(self) -> str:
         return self.value
@@ -30,6 +33,7 @@ IGNORED = Status.IGNORED
 UNRESOLVED = Status.UNRESOLVED
 PLATFORM_ARG = Status.PLATFORM_ARG
 OVERRIDDEN = Status.OVERRIDDEN
+SKIP = Status.SKIP
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from pin_images.credentials import Credential
 from pin_images.errors import BadResponseError, DockerfileError, RegistryConnectionError, RegistryError
 from pin_images.reference import parse
 from pin_images.registry import RegistryClient
+from pin_images.transport import Transport
 from tests.conftest import fake_digest
 
 REG = "https://registry.example.com"
@@ -276,7 +277,7 @@ def logged_in(tmp_path, monkeypatch):
     config.mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("DOCKER_CONFIG", str(config))
-    monkeypatch.setattr(RegistryClient, "_backoff", staticmethod(lambda attempt: 0.0))
+    monkeypatch.setattr(Transport, "_backoff", staticmethod(lambda attempt: 0.0))
 
     def write(entry: dict[str, str]) -> None:
         (config / "config.json").write_text(json.dumps({"auths": {HOST: entry}}))
