@@ -64,10 +64,13 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
     # Only the bytes of files that may change are kept: memory grows with the files to write, not with the tree.
     contents: dict[str, bytes] = {}
     scan_options = ScanOptions(build_args=settings.build_args)
-    for path, named in _find(settings, report):
+    found = files.discover(settings.paths, settings.excludes)
+    report.file_errors.extend(found.errors)
+    for path in found.paths:
         try:
             data = files.read_file(path)
-            kind = kinds.kind_for_named_file(path, data) if named else kinds.kind_for_name(path)
+            # A search keeps only files of a known kind; a named file may be recognised by its content, or skipped.
+            kind = kinds.kind_for_named_file(path, data)
             if kind is None:
                 continue
             scan = kinds.scan_file(kind, data, path, scan_options)
@@ -111,19 +114,6 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
     finally:
         writer.shutdown(wait=True, cancel_futures=True)
     return report
-
-
-def _find(settings: Settings, report: Report) -> list[tuple[str, bool]]:
-    """Every file to scan, in order, and whether it was named (not found by a walk); errors go to ``report``."""
-    found: dict[str, bool] = {}
-    for root in settings.paths:
-        # One path at a time, so that one typo does not hide every other finding.
-        try:
-            for path in files.find_dockerfiles([root], settings.excludes):
-                found.setdefault(path, path == root)
-        except PinImagesError as exc:
-            report.file_errors.append(exc)
-    return list(found.items())
 
 
 def _write_one(path: str, data: bytes, edits: Sequence[Edit], settings: Settings) -> _Written:
