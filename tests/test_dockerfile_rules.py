@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from pin_images.dockerfile import INVALID, OK, OVERRIDDEN, PLATFORM_ARG, UNRESOLVED, Edit, apply, scan, scan_file
+from pin_images import dockerfile as df
+from pin_images.dockerfile import INVALID, OK, OVERRIDDEN, PLATFORM_ARG, UNRESOLVED, Edit, apply, scan
 from pin_images.errors import DockerfileError
 from pin_images.uses import FileScan, ImageUse, ScanOptions
 
@@ -16,7 +17,7 @@ DIGEST = "sha256:" + "ab" * 32
 
 def scanned(src: str | bytes, pin_syntax: bool = False, **build_args: str) -> FileScan:
     data = src.encode("utf-8", "surrogateescape") if isinstance(src, str) else src
-    return scan_file(data, "Dockerfile", ScanOptions(build_args=build_args, pin_syntax=pin_syntax))
+    return df.scan_uses(data, "Dockerfile", ScanOptions(build_args=build_args, pin_syntax=pin_syntax))
 
 
 def uses(src: str | bytes, **build_args: str) -> list[ImageUse]:
@@ -174,14 +175,15 @@ def test_devcontainer_template_pins_its_from_and_warns_about_the_bad_lines() -> 
 )
 def test_a_reference_that_cannot_be_expanded_is_invalid_alone(src: str, line: int, cause: str) -> None:
     data = (src + "FROM python:3.12 AS other\n").encode()
-    result = scan_file(data, "Dockerfile", ScanOptions())
+    result = df.scan_uses(data, "Dockerfile", ScanOptions())
     bad, good = result.uses[-2:]
     assert (bad.status, bad.image, bad.line) == (INVALID, None, line) and cause in bad.note
     assert (good.image, good.status) == ("python:3.12", OK)
-    # the entry point without file kinds refuses the file, naming the line, as before
-    with pytest.raises(DockerfileError) as exc:
-        scan(data, "Dockerfile")
-    assert exc.value.line == line and cause in str(exc.value)
+    # the file-kind entry point still refuses the whole file for it, naming the line
+    for entry in (lambda: df.scan_file(data, "Dockerfile", ScanOptions()), lambda: scan(data, "Dockerfile")):
+        with pytest.raises(DockerfileError) as exc:
+            entry()
+        assert exc.value.line == line and cause in str(exc.value)
 
 
 def test_broken_global_arg_only_spoils_what_uses_it() -> None:

@@ -264,7 +264,7 @@ def test_github_check_failures_are_error_annotations(tmp_path, no_network, capsy
     assert main(["--check", "--format", "github", "Dockerfile"]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
-        "::error file=Dockerfile,line=2,title=pin-images::Dockerfile:2: alpine:3.20 is not pinned",
+        "::error file=Dockerfile,line=2,col=6,title=pin-images::Dockerfile:2: alpine:3.20 is not pinned",
         "1 reference unpinned",
     ]
 
@@ -304,7 +304,7 @@ def test_github_stale_pins_for_a_scheduled_job(tmp_path, resolver, capsys, monke
     assert main(["--check", "--update", "--format", "github", "Dockerfile"]) == 1
     first, summary = capsys.readouterr().out.splitlines()
     assert first == (
-        f"::error file=Dockerfile,line=1,title=pin-images::Dockerfile:1: python:3.12 is stale: pinned {OLD}, "
+        f"::error file=Dockerfile,line=1,col=6,title=pin-images::Dockerfile:1: python:3.12 is stale: pinned {OLD}, "
         f"the tag now points to {PY}"
     )
     assert summary == "1 stale"

@@ -510,18 +510,26 @@ class _Scanner:
 def scan(data: bytes, path: str = "", build_args: Mapping[str, str] | None = None) -> list[ImageUse]:
     """Every external image reference in a Dockerfile (FROM, COPY/ADD --from, RUN --mount from=), in file order.
 
-    The entry point from before file kinds: file notes are dropped, and a reference that cannot be expanded
-    (``Status.INVALID`` from ``scan_file``) is a DockerfileError for the whole file, as it always was here.
+    The entry point from before file kinds (``scan_file`` without the notes).
     """
-    uses = scan_file(data, path, ScanOptions(build_args=dict(build_args or {}))).uses
-    for use in uses:
-        if use.status is Status.INVALID:
-            raise DockerfileError(use.note, path, use.line)
-    return list(uses)
+    return list(scan_file(data, path, ScanOptions(build_args=dict(build_args or {}))).uses)
 
 
 def scan_file(data: bytes, path: str, options: ScanOptions) -> FileScan:
-    """The file-kind entry point: one Dockerfile's image uses and file-level notes."""
+    """The file-kind entry point: one Dockerfile's image uses and file-level notes.
+
+    A use that cannot be expanded (see ``scan_uses``) is raised as the file's DockerfileError, naming its line:
+    the run has no other way yet to report an INVALID use as the error it is.
+    """
+    result = scan_uses(data, path, options)
+    for use in result.uses:
+        if use.status is Status.INVALID:
+            raise DockerfileError(use.note, path, use.line)
+    return result
+
+
+def scan_uses(data: bytes, path: str, options: ScanOptions) -> FileScan:
+    """Every use and note, a reference that cannot be expanded included as a ``Status.INVALID`` use."""
     if b"\x00" in data:
         raise DockerfileError("binary file (contains NUL bytes)", path)
     text = data.decode("utf-8", "surrogateescape")
