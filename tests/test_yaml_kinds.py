@@ -485,3 +485,19 @@ def test_c_composer_with_wrong_marks_falls_back_to_python(monkeypatch):
     monkeypatch.setattr(yaml, "CSafeLoader", Shifted)
     src = "# é\nservices:\n  a: {image: 'x:1'}\n"
     assert pinned("compose", src) == src.replace("x:1", "x:1" + D).encode()
+
+
+def test_unquoted_template_expression_that_parses_leaves_the_file_alone():
+    # `{{replicas}}` is valid YAML (a mapping inside a mapping), but the file is a template all the same.
+    src = "apiVersion: v1\nkind: ReplicationController\nspec:\n  replicas: {{replicas}}\n  template:\n" \
+          "    spec: {containers: [{image: 'etcd:3'}]}\n"  # fmt: skip
+    result = scan("kubernetes", src, "etcd-controller-template.yaml")
+    assert result.uses == () and [n.line for n in result.notes] == [4]
+    result = scan("compose", "services:\n  a:\n    image: x:1\n    replicas: {{ n }}\n", "compose.yaml")
+    assert result.uses == () and [n.line for n in result.notes] == [4]
+
+
+def test_tool_configurations_shaped_like_manifests_are_not_kubernetes():
+    # Skaffold's `image:` entries name the images it builds.
+    src = "apiVersion: skaffold/v4beta6\nkind: Config\nbuild:\n  artifacts:\n  - image: emailservice\n"
+    assert scan("kubernetes", src, "skaffold.yaml").uses == ()
