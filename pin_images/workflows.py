@@ -21,9 +21,7 @@ def scan_action(data: bytes, path: str = "") -> FileScan:
 
 
 def _steps(stream: yamlscan.Stream, steps: yamlscan.Node | None, where: str) -> None:
-    if steps is None or not yamlscan.is_sequence(steps):
-        return
-    for i, step in enumerate(steps.value):
+    for i, step in enumerate(yamlscan.sequence_items(steps)):
         uses = yamlscan.get(step, "uses")
         if uses is not None:
             stream.add(uses, f"{where}[{i}].uses", prefix=DOCKER)

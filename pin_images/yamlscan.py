@@ -197,6 +197,14 @@ def get(node: Node, key: str) -> Node | None:
     return None
 
 
+def sequence_items(node: Node | None) -> list[Node]:
+    """The entries of a plain sequence; none for anything else, including a sequence with an application tag
+    (GitLab's ``!reference [.job, services]`` names other keys, it holds no references itself)."""
+    if node is None or not is_sequence(node) or not str(node.tag).startswith("tag:yaml.org,2002:"):
+        return []
+    return list(node.value)
+
+
 def scalar_value(node: Node | None) -> str | None:
     return str(node.value) if node is not None and is_scalar(node) else None
 

@@ -501,3 +501,8 @@ def test_tool_configurations_shaped_like_manifests_are_not_kubernetes():
     # Skaffold's `image:` entries name the images it builds.
     src = "apiVersion: skaffold/v4beta6\nkind: Config\nbuild:\n  artifacts:\n  - image: emailservice\n"
     assert scan("kubernetes", src, "skaffold.yaml").uses == ()
+
+
+def test_gitlab_reference_tags_name_keys_not_images():
+    src = ".svc: &s\n  - name: redis:7\njob:\n  services: !reference [.svc]\n  image: !reference [.base, image]\n"
+    assert scan("gitlab", src, ".gitlab-ci.yml").uses == ()
