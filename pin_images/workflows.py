@@ -8,10 +8,14 @@ from .uses import FileScan
 
 KIND = "github"
 DOCKER = "docker://"
+# Most workflows run no container: without one of these words there is nothing to pin, and no need to import yaml.
+_WORDS = (b"container", b"image", DOCKER.encode())
 
 
 def scan_workflow(data: bytes, path: str = "") -> FileScan:
     """Every image a workflow's jobs run (container, services, ``uses: docker://``), in file order."""
+    if not any(w in data for w in _WORDS):
+        return FileScan(KIND)
     return yamlscan.scan(data, path, KIND, "GitHub Actions workflow", _visit_workflow)
 
 

@@ -506,3 +506,17 @@ def test_tool_configurations_shaped_like_manifests_are_not_kubernetes():
 def test_gitlab_reference_tags_name_keys_not_images():
     src = ".svc: &s\n  - name: redis:7\njob:\n  services: !reference [.svc]\n  image: !reference [.base, image]\n"
     assert scan("gitlab", src, ".gitlab-ci.yml").uses == ()
+
+
+def test_workflow_without_containers_is_not_parsed():
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from pin_images import kinds\n"
+        "from pin_images.uses import ScanOptions\n"
+        "data = b'on: [push]\\njobs:\\n  a:\\n    steps: [{uses: actions/checkout@v4}]\\n'\n"
+        "assert kinds.scan_file('github', data, '.github/workflows/ci.yml', ScanOptions()).uses == ()\n"
+        "assert 'yaml' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
