@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Union
 
 from pin_images.errors import CredentialError
+from pin_images.hosts import DOCKER_HUB, canonical_registry
 
 if TYPE_CHECKING:
     GoogleDefault = Callable[..., Any]
 
 # Docker Hub is stored under its v1 index URL, whatever name the image used (ggcr DefaultAuthKey).
 HUB_AUTH_KEY = "https://index.docker.io/v1/"
-_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 # Hub keys in the order docker itself would find them; anything else is matched after normalisation.
 _HUB_KEYS = (HUB_AUTH_KEY, "https://index.docker.io/v1", "index.docker.io", "docker.io")
 IDENTITY_TOKEN_USER = "<token>"
@@ -57,8 +57,7 @@ class CredentialSource(Protocol):
 
 def canonical_host(host: str) -> str:
     """Lower-cased host[:port], with Docker Hub's aliases folded into ``docker.io``."""
-    host = host.strip().lower()
-    return "docker.io" if host in _HUB_HOSTS else host
+    return canonical_registry(host)
 
 
 def _docker_key_host(key: str) -> str:
@@ -85,7 +84,7 @@ def _containers_key_host(key: str) -> str | None:
 
 def _server_url(host: str) -> str:
     """What a credential helper is asked for: Hub's v1 URL, otherwise the host as docker passes it."""
-    return HUB_AUTH_KEY if canonical_host(host) == "docker.io" else host
+    return HUB_AUTH_KEY if canonical_host(host) == DOCKER_HUB else host
 
 
 def _one_line(text: str) -> str:
@@ -167,7 +166,7 @@ class ConfigFile:
 def _find_key(section: Mapping[str, Any], host: str, key_host: Callable[[str], str | None]) -> str | None:
     """The key in ``section`` for ``host``: docker's exact spelling first, then any key naming the same host."""
     canon = canonical_host(host)
-    preferred = _HUB_KEYS if canon == "docker.io" else (host, canon)
+    preferred = _HUB_KEYS if canon == DOCKER_HUB else (host, canon)
     for key in preferred:
         if key in section:
             return key

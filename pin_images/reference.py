@@ -6,9 +6,10 @@ import re
 from dataclasses import dataclass
 
 from .errors import InvalidReferenceError
+from .hosts import DOCKER_HUB, LEGACY_HUB
 
-DEFAULT_REGISTRY = "docker.io"
-LEGACY_REGISTRY = "index.docker.io"
+DEFAULT_REGISTRY = DOCKER_HUB
+LEGACY_REGISTRY = LEGACY_HUB
 DEFAULT_TAG = "latest"
 NAME_TOTAL_LENGTH_MAX = 255
 

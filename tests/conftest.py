@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Iterator
 
 import pytest
+import responses
 
 from pin_images.errors import RegistryError
 from pin_images.manifest import OCI_INDEX, Resolution
+from tests.support.fake_registry import FakeTime
 
 
 def fake_digest(text: str) -> str:
@@ -41,6 +44,9 @@ class FakeResolver:
     def resolve_update(self, ref, current, platform=None):
         return self._answer(ref, platform, current, "update")
 
+    def prefetch(self, refs):
+        """Nothing to learn ahead: answers are immediate."""
+
 
 @pytest.fixture
 def resolver(monkeypatch):
@@ -58,3 +64,16 @@ def no_network(monkeypatch):
         raise AssertionError("the network was used")
 
     monkeypatch.setattr("pin_images.cli.make_resolver", refuse)
+
+
+@pytest.fixture
+def rsps() -> Iterator[responses.RequestsMock]:
+    """A `responses` mock in which any unregistered request fails: unit tests never reach the network."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def clock() -> FakeTime:
+    """A monotonic clock whose sleeps only advance it, recording each wait."""
+    return FakeTime()

@@ -180,7 +180,7 @@ def test_no_config_ignores_the_file(resolver, seen, capsys):
     dockerfile()
     assert main(["--no-config"]) == 1
     assert seen[0].options.jobs == DEFAULT_JOBS
-    assert capsys.readouterr().out.startswith("./Dockerfile:1: python:3.12 -> ")  # text, not the file's json
+    assert capsys.readouterr().out.startswith("Dockerfile:1: python:3.12 -> ")  # text, not the file's json
 
 
 def test_no_config_even_skips_a_broken_file(resolver, capsys):

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from pin_images.cli import main
-from pin_images.registry import RegistryClient
+from pin_images.transport import Transport
 from tests.support import pki
 from tests.support.hostile import (
     OCI_MANIFEST,
@@ -81,7 +81,7 @@ def bad() -> Iterator[HostileServer]:
 @pytest.fixture(autouse=True)
 def isolated(cli_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDNS]:
     """Clean env, millisecond retry backoff, and a fake resolver that fails the test on any real name."""
-    monkeypatch.setattr(RegistryClient, "_backoff", staticmethod(lambda attempt: 0.01))
+    monkeypatch.setattr(Transport, "_backoff", staticmethod(lambda attempt: 0.01))
     dns = FakeDNS(socket.getaddrinfo)
     monkeypatch.setattr(socket, "getaddrinfo", dns)
     yield dns
