@@ -142,26 +142,25 @@ def test_check_reports_each_kind_and_line_as_json(
     write_tree(tmp_path, {m: i.digest for m, i in images.items()})
     monkeypatch.chdir(tmp_path)
     assert main(["--no-config", "--check", "--format", "json", "."]) == 1
-    findings = json.loads(capsys.readouterr().out)["findings"]
-    for f in findings:
-        f["path"] = f["path"].removeprefix("./")
+    findings = json.loads(capsys.readouterr().out)["references"]
     by_file: dict[str, set[tuple[int, str]]] = {}
     for f in findings:
-        by_file.setdefault(f["path"], set()).add((f["line"], f["status"]))
+        by_file.setdefault(f["file"], set()).add((f["line"], f["status"]))
     assert by_file["compose.yaml"] == {(2, "unpinned"), (5, "unpinned"), (9, "unpinned"), (12, "skipped"),
                                        (14, "skipped")}  # fmt: skip
     assert by_file[".github/workflows/ci.yml"] == {(5, "unpinned"), (8, "unpinned"), (10, "unpinned"),
                                                    (13, "skipped")}  # fmt: skip
     assert by_file[".devcontainer/devcontainer.json"] == {(3, "unpinned")}
     assert "deploy/config.yaml" not in by_file
-    kinds = {f["path"]: f.get("kind") for f in findings}
-    if any(kinds.values()):  # the JSON report carries each finding's file kind
-        assert kinds["compose.yaml"] == "compose"
-        assert kinds["deploy/k8s.yaml"] == "kubernetes"
-        assert kinds[".github/workflows/ci.yml"] == "github"
-        assert kinds["ci/.gitlab-ci.yml"] == "gitlab"
-        assert kinds[".devcontainer/devcontainer.json"] == "devcontainer"
-        assert kinds["app/Dockerfile"] == "dockerfile"
+    kinds = {f["file"]: f["kind"] for f in findings}
+    assert kinds == {
+        "app/Dockerfile": "dockerfile", "compose.yaml": "compose", "deploy/k8s.yaml": "kubernetes",
+        ".github/workflows/ci.yml": "github", "ci/.gitlab-ci.yml": "gitlab",
+        ".devcontainer/devcontainer.json": "devcontainer",
+    }  # fmt: skip
+    columns = {(f["file"], f["line"]): f["column"] for f in findings}
+    assert columns[("compose.yaml", 2)] == 11  # inside the quotes
+    assert columns[(".github/workflows/ci.yml", 10)] == 24  # after docker://
 
 
 def test_update_moves_yaml_pins(registry: RegistryServer, cli_home: Path, tmp_path: Path) -> None:
