@@ -77,7 +77,7 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
     # Only the bytes of files that may change are kept: memory grows with the files to write, not with the tree.
     contents: dict[str, bytes] = {}
     scan_options = ScanOptions(build_args=settings.build_args)
-    found = files.discover(settings.paths, settings.excludes)
+    found = files.discover(settings.paths, settings.excludes, only=settings.kinds or None)
     report.file_errors.extend(found.errors)
     for path in found.paths:
         # A search keeps only files of a known kind; a named file of no kind (a .json, a .yaml by name) is skipped.
