@@ -7,7 +7,6 @@ then a ``pyproject.toml`` that has a ``[tool.pin-images]`` table; the first hit 
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import json
 import math
@@ -22,11 +21,6 @@ from .errors import ConfigError, InvalidReferenceError
 from .hosts import canonical_registry
 from .manifest import parse_platform
 from .reference import parse as parse_reference
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised only on 3.9/3.10
-    import tomli as tomllib
 
 STANDALONE = ".pin-images.toml"
 PYPROJECT = "pyproject.toml"
@@ -145,6 +139,11 @@ def _docker_hub_short(normalized: str) -> str:
 
 
 def _read_toml(path: str) -> dict[str, Any]:
+    # Imported only when there is a file to read (tomllib compiles a dozen regexes and imports datetime).
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised only on 3.9/3.10
+        import tomli as tomllib
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -310,6 +309,8 @@ def _validate(table: dict[str, Any], prefix: str, path: str) -> FileConfig:
 
 def _unknown(key: str) -> str:
     # Underscores and the singular option spelling (registry-mirror, build-arg) are the likely slips.
+    import difflib  # only for this message
+
     guess = difflib.get_close_matches(key.replace("_", "-").lower(), KEYS, n=1, cutoff=0.6)
     hint = f"did you mean {json.dumps(guess[0])}?" if guess else "valid keys: " + ", ".join(KEYS)
     return f"unknown key {json.dumps(key)} ({hint})"
