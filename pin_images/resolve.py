@@ -4,9 +4,7 @@ every finding's status (including the uses a failed file holds back)."""
 from __future__ import annotations
 
 import enum
-import threading
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Protocol, Union
 
@@ -213,6 +211,11 @@ def resolve_targets(work: Mapping[Target, Reference], resolver: Resolver, jobs: 
     """
     if not work:
         return
+    # Imported here: --check and runs with nothing to resolve never start a thread (concurrent.futures also
+    # imports logging).
+    import threading
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     jobs = max(1, jobs)
     limits = {host: threading.BoundedSemaphore(jobs) for host in {t.registry for t in work}}
 

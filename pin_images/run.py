@@ -6,17 +6,18 @@ so ``--check`` never imports ``requests``.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from . import files, kinds
 from .errors import DockerfileError, PinImagesError
 from .report import Report
 from .resolve import DEFAULT_JOBS, FileResult, Options, Plan, Resolver, classify, not_written, resolve_plan
 from .uses import Edit, ScanOptions, apply
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "run"]
 
@@ -87,7 +88,7 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
         resolver.prefetch(list(work.values()))
     results: dict[str, FileResult] = {}
     writes: dict[str, Future[_Written]] = {}
-    writer = ThreadPoolExecutor(max_workers=WRITERS)
+    writer: ThreadPoolExecutor | None = None  # started with the first file to write: --check never needs it
     try:
         for result in resolve_plan(plan, resolver, options):
             results[result.path] = result
@@ -95,6 +96,10 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
                 progress(result.resolved, len(work))
             edits = result.edits
             if edits:
+                if writer is None:
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    writer = ThreadPoolExecutor(max_workers=WRITERS)
                 writes[result.path] = writer.submit(_write_one, result.path, contents[result.path], edits, settings)
         # Each write is atomic, so an interruption leaves every file whole (old or new).
         for path in plan.files:
@@ -112,7 +117,8 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
                         report.diffs.append(written.diff)
             report.findings.extend(findings)
     finally:
-        writer.shutdown(wait=True, cancel_futures=True)
+        if writer is not None:
+            writer.shutdown(wait=True, cancel_futures=True)
     return report
 
 
@@ -136,6 +142,8 @@ def _diff(path: str, old: bytes, new: bytes) -> str:
 
     def lines(data: bytes) -> list[str]:
         return data.decode("utf-8", "replace").splitlines(keepends=True)
+
+    import difflib  # only --dry-run shows diffs
 
     out = difflib.unified_diff(lines(old), lines(new), fromfile=f"a/{path}", tofile=f"b/{path}")
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out)
