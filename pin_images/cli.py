@@ -22,9 +22,27 @@ __all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "build_parser", "main"
 CA_DIRS = ("/etc/docker/certs.d", "/etc/containers/certs.d", "~/.docker/certs.d", "~/.config/containers/certs.d")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, sized as shutil.get_terminal_size() would size it, without importing shutil (and bz2,
+    lzma, zlib with it): argparse builds a formatter for every option it is given, so every run paid for it."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            columns = int(os.environ.get("COLUMNS", "0"))
+        except ValueError:
+            columns = 0
+        if columns <= 0:
+            try:
+                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+            except (AttributeError, ValueError, OSError):
+                columns = 80
+        super().__init__(prog, width=(columns or 80) - 2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pin-images",
+        formatter_class=_HelpFormatter,
         description="Pin every image reference in Dockerfiles (FROM, COPY --from, RUN --mount from=) to its "
         "sha256 manifest digest, changing nothing else in the file. Options can also be set in "
         "[tool.pin-images] of pyproject.toml or in .pin-images.toml; the command line wins.",
