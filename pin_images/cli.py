@@ -6,16 +6,17 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import IO, Callable
-from urllib.parse import urlsplit
+from typing import IO, TYPE_CHECKING, Callable
 
 from . import __version__
 from .config import FileConfig, find_config, load_config, registry_key
 from .errors import ConfigError, PinImagesError
-from .manifest import Platform, parse_platform
 from .report import EXIT_ERROR, FORMATS, Report, exit_code, write_report
 from .resolve import DEFAULT_JOBS, Options, Resolver
 from .run import DEFAULT_TIMEOUT, Settings, run
+
+if TYPE_CHECKING:
+    from .manifest import Platform
 
 __all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "build_parser", "main", "make_resolver"]
 
@@ -104,6 +105,8 @@ def settings_from_args(args: argparse.Namespace, cfg: FileConfig | None = None, 
     platform: Platform | None = None
     platform_text = args.platform or cfg.platform
     if platform_text:
+        from .manifest import parse_platform
+
         try:
             platform = parse_platform(platform_text)
         except ValueError as exc:
@@ -111,6 +114,8 @@ def settings_from_args(args: argparse.Namespace, cfg: FileConfig | None = None, 
     mirrors: dict[str, list[str]] = {k: list(v) for k, v in cfg.registry_mirrors.items()}
     cli_mirrors: dict[str, list[str]] = {}
     for item in args.registry_mirror:
+        from urllib.parse import urlsplit  # only with mirrors
+
         registry, sep, url = item.partition("=")
         parts = urlsplit(url.strip())
         if not sep or not registry.strip() or parts.scheme not in ("http", "https") or not parts.netloc:

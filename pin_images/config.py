@@ -15,11 +15,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 from .errors import ConfigError, InvalidReferenceError
 from .hosts import canonical_registry
-from .manifest import parse_platform
 from .reference import parse as parse_reference
 
 STANDALONE = ".pin-images.toml"
@@ -205,6 +203,8 @@ def _string_list(value: Any, where: str) -> list[str]:
 
 
 def _mirror_url(value: Any, where: str) -> str:
+    from urllib.parse import urlsplit  # only with mirrors
+
     parts = urlsplit(value.strip()) if isinstance(value, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"{where}: expected an http:// or https:// URL, got {_show(value)}")
@@ -233,6 +233,8 @@ def _mirrors(value: Any, where: str) -> dict[str, list[str]]:
 
 def _platform(value: Any, where: str) -> str:
     text = _string(value, where)
+    from .manifest import parse_platform  # only when the file sets a platform
+
     try:
         parse_platform(text)
     except ValueError as exc:

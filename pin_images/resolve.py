@@ -6,11 +6,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol, Union
+from typing import TYPE_CHECKING, Protocol, Union
 
 from .config import matches_ignore
 from .errors import InvalidReferenceError, RegistryError
-from .manifest import Platform, Resolution
 from .reference import Reference, parse
 from .uses import Edit, ImageUse, Status
 
@@ -146,7 +145,11 @@ class Plan:
         return work
 
 
-Answer = Union[Resolution, RegistryError]
+if TYPE_CHECKING:
+    # Only in annotations: --check never loads the manifest module.
+    from .manifest import Platform, Resolution
+
+Answer = Union["Resolution", RegistryError]
 
 
 def classify(path: str, text: str, uses: Sequence[ImageUse], options: Options, plan: Plan) -> None:
