@@ -108,15 +108,18 @@ class Warmup:
         thread.join(self._timeout)
         return box[0] if box and not thread.is_alive() else None
 
+    def discard(self, warm: Warm) -> None:
+        """Close the connections of a warm-up nobody can use."""
+        self._closed(warm)
+
     def close(self) -> None:
-        """Close every connection nobody took."""
+        """Close the connections nobody took; a thread still at work is left to end with the process."""
         with self._lock:
             started, self._started = list(self._started.values()), {}
         for thread, box in started:
-            thread.join(self._timeout)
-            for warm in box:
-                for conn in warm.connections:
-                    conn.close()  # type: ignore[attr-defined]
+            if not thread.is_alive():
+                for warm in box:
+                    self._closed(warm)
 
     # ------------------------------------------------------------------------------------------------- the thread
 
