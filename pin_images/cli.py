@@ -17,6 +17,7 @@ from .run import DEFAULT_TIMEOUT, Settings, run
 
 if TYPE_CHECKING:
     from .manifest import Platform
+    from .preconnect import Warmup
 
 __all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "build_parser", "main", "make_resolver"]
 
@@ -168,22 +169,55 @@ def load_file_config(args: argparse.Namespace, cwd: str) -> FileConfig:
     return load_config(path) if path else FileConfig()
 
 
+def _ca_sources(env: dict[str, str]) -> tuple[list[str], str | None]:
+    """The certs.d directories, and the CA bundle to pass requests (it reads REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE
+    itself, but not OpenSSL's SSL_CERT_FILE)."""
+    home = env.get("HOME") or os.path.expanduser("~")
+    ca_dirs = [os.path.join(home, d[2:]) if d.startswith("~/") else d for d in CA_DIRS]
+    ca_bundle = None if env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") else env.get("SSL_CERT_FILE")
+    return ca_dirs, ca_bundle
+
+
 def make_resolver(settings: Settings, env: dict[str, str]) -> Resolver:
     """Build the real registry client; imported here so that --check never loads requests or google-auth."""
     from .credentials import default_keychain
     from .registry import RegistryClient
 
-    home = env.get("HOME") or os.path.expanduser("~")
-    ca_dirs = [os.path.join(home, d[2:]) if d.startswith("~/") else d for d in CA_DIRS]
+    ca_dirs, ca_bundle = _ca_sources(env)
     return RegistryClient(
         default_keychain(env),
         mirrors=settings.mirrors,
         timeout=(min(10.0, settings.timeout), settings.timeout),
         ca_dirs=ca_dirs,
-        # requests reads REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE itself, but not OpenSSL's SSL_CERT_FILE.
-        ca_bundle=None if env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") else env.get("SSL_CERT_FILE"),
+        ca_bundle=ca_bundle,
         insecure=settings.insecure,
     )
+
+
+_REAL_MAKE_RESOLVER = make_resolver
+
+
+def make_warmup(settings: Settings, env: dict[str, str]) -> Warmup:
+    """Opens each registry's connections as soon as a reference needs it (see preconnect); stdlib only."""
+    from .preconnect import Warmup, ca_file_for
+
+    ca_dirs, ca_bundle = _ca_sources(env)
+    return Warmup(
+        ca_file=lambda hostport: ca_file_for(hostport, ca_dirs, ca_bundle),
+        env=env,
+        timeout=min(10.0, settings.timeout),
+        user_agent=f"pin-images/{__version__}",
+        insecure=settings.insecure,
+        mirrored=list(settings.mirrors),
+    )
+
+
+def _connect(settings: Settings, env: dict[str, str], warmup: Warmup | None) -> Resolver:
+    resolver = make_resolver(settings, env)
+    use = getattr(resolver, "use_warmup", None)
+    if warmup is not None and use is not None:
+        use(warmup)
+    return resolver
 
 
 def _progress_to(stream: IO[str]) -> Callable[[int, int], None]:
@@ -222,9 +256,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc, args.format, args)
     show_progress = settings.fmt == "text" and not settings.quiet and sys.stderr.isatty()
     environ = dict(os.environ)
+    # A replaced make_resolver (tests' fakes) gets no warm-up: it would connect to the hosts their files name.
+    network = not settings.options.check or settings.options.update
+    warmup = make_warmup(settings, environ) if network and make_resolver is _REAL_MAKE_RESOLVER else None
     try:
-        report = run(settings, lambda: make_resolver(settings, environ),
-                     progress=_progress_to(sys.stderr) if show_progress else None)
+        report = run(settings, lambda: _connect(settings, environ, warmup),
+                     progress=_progress_to(sys.stderr) if show_progress else None,
+                     warm=warmup.start if warmup is not None else None)
         if show_progress:
             sys.stderr.write("\r\033[K")
     except PinImagesError as exc:
@@ -240,6 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "PIN_IMAGES_DEBUG=1 to see the traceback); files already written are complete, the rest untouched\n"
         )
         return EXIT_ERROR
+    finally:
+        if warmup is not None:
+            warmup.close()
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ  # https://no-color.org
     write_report(report, settings.fmt, sys.stdout, sys.stderr, quiet=settings.quiet, verbose=settings.verbose,
                  color=color)

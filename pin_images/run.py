@@ -6,7 +6,7 @@ so ``--check`` never imports ``requests``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -53,10 +53,12 @@ class _Written:
     diff: str | None = None
 
 
-def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress | None = None) -> Report:
+def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress | None = None,
+        warm: Callable[[str], None] | None = None) -> Report:
     """Scan, resolve, edit and write; ``connect`` builds the resolver, called only if the network is needed.
 
-    ``progress(done, total)`` is called as references resolve.
+    ``progress(done, total)`` is called as references resolve. ``warm(registry)`` is called once per registry as soon
+    as a reference needs it, so that its connections can open while the rest of the files are scanned.
     """
     options = settings.options
     mode = "check" if options.check else ("dry-run" if settings.dry_run else "write")
@@ -67,6 +69,7 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
     scan_options = ScanOptions(build_args=settings.build_args)
     found = files.discover(settings.paths, settings.excludes)
     report.file_errors.extend(found.errors)
+    early = _Early(connect, warm)
     for path in found.paths:
         try:
             data = files.read_file(path)
@@ -82,8 +85,9 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
         classify(path, data.decode("utf-8", "surrogateescape"), scan.uses, options, plan)
         if plan.pending[path]:
             contents[path] = data
+            early.need(p.target.registry for p in plan.pending[path])
     work = plan.targets()
-    resolver = connect() if work else None
+    resolver = early.resolver() if work else None
     if resolver is not None:
         resolver.prefetch(list(work.values()))
     results: dict[str, FileResult] = {}
@@ -120,6 +124,38 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
         if writer is not None:
             writer.shutdown(wait=True, cancel_futures=True)
     return report
+
+
+class _Early:
+    """Starts what the network part will need as soon as a reference needs the network: the resolver, built in a
+    thread (building it imports requests, the largest import of a run), and each registry's warm-up."""
+
+    def __init__(self, connect: Callable[[], Resolver], warm: Callable[[str], None] | None) -> None:
+        self._connect = connect
+        self._warm = warm
+        self._registries: set[str] = set()
+        self._pool: ThreadPoolExecutor | None = None
+        self._future: Future[Resolver] | None = None
+
+    def need(self, registries: Iterable[str]) -> None:
+        for registry in registries:
+            if registry not in self._registries:
+                self._registries.add(registry)
+                if self._warm is not None:
+                    self._warm(registry)
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pin-images-connect")
+            self._future = self._pool.submit(self._connect)
+
+    def resolver(self) -> Resolver:
+        if self._pool is None or self._future is None:
+            return self._connect()
+        try:
+            return self._future.result()  # re-raises what building it raised, here as before
+        finally:
+            self._pool.shutdown(wait=False)
 
 
 def _write_one(path: str, data: bytes, edits: Sequence[Edit], settings: Settings) -> _Written:
