@@ -167,9 +167,12 @@ def test_reports_carry_the_kind_and_line(tree, no_network, capsys, fmt):
             )
             for r in results
         }
+        assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]: r["properties"]["kind"]
+                for r in results} == KIND_OF  # fmt: skip
         assert where["compose.yaml"] == (3, 12)
         assert where["k8s/pod.yaml"] == (5, 23)
         assert where[".devcontainer/devcontainer.json"] == (1, 12)
     else:
-        assert "::error file=compose.yaml,line=3,col=12" in out
-        assert "::error file=.gitlab-ci.yml,line=1,col=8" in out
+        assert "::error file=compose.yaml,line=3,col=12,title=pin-images (compose)::" in out
+        assert "::error file=.gitlab-ci.yml,line=1,col=8,title=pin-images (gitlab)::" in out
+        assert "::error file=Dockerfile,line=1,title=pin-images::" in out
