@@ -32,6 +32,21 @@ class Report:
     update: bool = False
     platform: str | None = None
     config: str | None = None  # the configuration file that applied, if any
+    notes: list[FileNote] = field(default_factory=list)  # file-level notes from the scans, in file order
+
+
+@dataclass(frozen=True)
+class FileNote:
+    """A scan's note about a file (a template left alone, a pragma with no effect); not tied to one reference."""
+
+    path: str
+    line: int
+    kind: str
+    message: str
+    warning: bool = True
+
+    def text(self) -> str:
+        return f"{self.path}:{self.line}: {'warning: ' if self.warning else ''}{self.message}"
 
 
 def column_of(f: Finding) -> int | None:
@@ -135,6 +150,10 @@ def to_json(report: Report) -> dict[str, Any]:
             for f in report.findings
         ],
         "errors": [str(e) for e in report.file_errors],
+        "notes": [
+            {"file": n.path, "line": n.line, "kind": n.kind, "message": n.message, "warning": n.warning}
+            for n in report.notes
+        ],
     }
 
 
@@ -153,6 +172,10 @@ def github_lines(report: Report) -> list[str]:
         line = getattr(e, "line", None)
         props = f"file={_gh_escape(path, True)}" + (f",line={line}" if line else "") if path else ""
         out.append(f"::error {props}::{_gh_escape(str(e))}" if props else f"::error::{_gh_escape(str(e))}")
+    for n in report.notes:
+        if n.warning:
+            props = f"file={_gh_escape(n.path, True)},line={n.line},title=pin-images"
+            out.append(f"::warning {props}::{_gh_escape(n.text())}")
     for f in report.findings:
         if f.status == ERROR or f.status in FAILS_CHECK:
             level = "warning" if f.warning and f.status != ERROR else "error"
@@ -303,6 +326,11 @@ def write_report(report: Report, fmt: str, out: IO[str], err: IO[str], *, quiet:
         err.write(f"pin-images: configuration: {report.config or 'none found'}\n")
     for e in report.file_errors:
         err.write(_paint(str(e), _RED, color) + "\n")
+    for n in report.notes:
+        if n.warning and not quiet:
+            err.write(_paint(n.text(), _YELLOW, color) + "\n")
+        elif verbose:
+            out.write(n.text() + "\n")
     for f in report.findings:
         if f.status == ERROR or (f.warning and (not quiet or f.status in FAILS_CHECK)):
             err.write(_paint(finding_line(f), _color_of(f), color) + "\n")

@@ -15,19 +15,8 @@ from typing import Callable
 
 from . import files, kinds
 from .errors import DockerfileError, PinImagesError
-from .report import Report
-from .resolve import (
-    DEFAULT_JOBS,
-    SKIPPED,
-    FileResult,
-    Finding,
-    Options,
-    Plan,
-    Resolver,
-    classify,
-    not_written,
-    resolve_plan,
-)
+from .report import FileNote, Report
+from .resolve import DEFAULT_JOBS, FileResult, Options, Plan, Resolver, classify, not_written, resolve_plan
 from .uses import Edit, ScanOptions, apply
 
 __all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "run"]
@@ -92,11 +81,7 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
             continue
         report.files_scanned += 1
         classify(path, data.decode("utf-8", "surrogateescape"), scan.uses, options, plan)
-        for note in scan.notes:  # a template left alone, say: shown as a skipped finding
-            plan.findings[path].append(
-                Finding(path, note.line, "(file)", None, SKIPPED, message=note.message, warning=note.warning,
-                        kind=scan.kind)
-            )  # fmt: skip
+        report.notes.extend(FileNote(path, n.line, scan.kind, n.message, n.warning) for n in scan.notes)
         if plan.pending[path]:
             contents[path] = data
     work = plan.targets()
