@@ -10,12 +10,12 @@ from typing import IO, Any
 from urllib.parse import quote
 
 from . import __version__, files
+from .config import FORMATS as FORMATS  # one list, validated by the config and offered by the CLI
 from .errors import PinImagesError
 from .resolve import CHANGES, ERROR, FAILS_CHECK, PINNED, SKIPPED, STALE, UNPINNED, UPDATED, Finding
 
 JSON_SCHEMA_VERSION = 1
 EXIT_OK, EXIT_CHANGED, EXIT_ERROR = 0, 1, 2
-FORMATS = ("text", "json", "github", "sarif")
 INFO_URI = "https://github.com/pin-images/pin-images"
 
 

@@ -88,15 +88,16 @@ def test_a_workflow_named_action_yml_is_still_a_workflow():
 
 
 def test_a_skipped_value_is_reported_as_skipped_and_never_fails_check():
-    from pin_images.resolve import FAILS_CHECK, SKIPPED, Options, Plan, classify, span_texts
+    from pin_images.resolve import FAILS_CHECK, SKIPPED, Options, Plan, classify
 
     data = b"services:\n  a:\n    image: ${IMAGE}\n  b:\n    build: .\n    image: me/b:dev\n"
     uses = kinds.scan_file("compose", data, "compose.yaml", ScanOptions()).uses
     for options in (Options(check=True), Options(), Options(check=True, update=True)):
         plan = Plan()
-        classify("compose.yaml", span_texts(data.decode(), uses), uses, options, plan)
-        assert [(f.line, f.status, f.message) for f in plan.findings] == [
+        classify("compose.yaml", data.decode(), uses, options, plan)
+        findings = plan.findings["compose.yaml"]
+        assert [(f.line, f.status, f.message) for f in findings] == [
             (3, SKIPPED, "holds a variable; not pinned"),
             (6, SKIPPED, "the service builds this image (build:); not pinned"),
         ]
-        assert not plan.pending and not any(f.status in FAILS_CHECK for f in plan.findings)
+        assert not plan.targets() and not any(f.status in FAILS_CHECK for f in findings)
