@@ -153,7 +153,7 @@ def test_a_configuration_error_under_github_format_is_an_annotation(tmp_path, ca
     write(tmp_path / ".pin-images.toml", "jobs = 0\n")
     assert main(["--check", "--format", "github"]) == 2
     out, err = capsys.readouterr()
-    assert out.splitlines()[0] == "::error title=pin-images::.pin-images.toml: jobs: expected an integer >= 1, got 0"
+    assert out.splitlines() == ["::error::.pin-images.toml: jobs: expected an integer >= 1, got 0"]
     assert "jobs: expected an integer >= 1" in err
 
 
