@@ -48,6 +48,7 @@ class FileConfig:
     insecure_registries: list[str] = field(default_factory=list)
     format: str | None = None
     update: bool | None = None
+    kinds: list[str] = field(default_factory=list)
 
 
 def find_config(start: str) -> str | None:
@@ -293,6 +294,16 @@ def _update(value: Any, where: str) -> bool:
     return value
 
 
+def _kinds(value: Any, where: str) -> list[str]:
+    from .kinds import KINDS
+
+    names = _string_list(value, where)
+    for i, name in enumerate(names):
+        if name not in KINDS:
+            raise ConfigError(f"{where}[{i}]: unknown file kind {_show(name)}; expected one of {', '.join(KINDS)}")
+    return names
+
+
 def _insecure(value: Any, where: str) -> list[str]:
     return [registry_key(host) for host in _string_list(value, where)]
 
@@ -309,6 +320,7 @@ _KEYS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "insecure-registries": ("insecure_registries", _insecure),
     "format": ("format", _format),
     "update": ("update", _update),
+    "kinds": ("kinds", _kinds),
 }
 KEYS = tuple(_KEYS)
 

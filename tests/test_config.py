@@ -207,6 +207,8 @@ VALID = [
     ("format", '"github"', "github"),
     ("format", '"sarif"', "sarif"),
     ("update", "false", False),
+    ("kinds", '["compose", "kubernetes"]', ["compose", "kubernetes"]),
+    ("kinds", "[]", []),
 ]
 
 FIELDS = {
@@ -273,6 +275,10 @@ INVALID = [
     ("update", '"yes"', r'update: expected true or false, got "yes"'),
     ("update", "1", r"update: expected true or false, got 1"),
     ("update", "2024-01-01", r"update: expected true or false, got a date"),
+    ("kinds", '"compose"', r'kinds: expected an array of strings, got "compose"'),
+    ("kinds", '["compose", "helm"]',
+     r'kinds\[1\]: unknown file kind "helm"; expected one of dockerfile, compose, kubernetes, github, gitlab, '
+     r"devcontainer"),
 ]
 
 
