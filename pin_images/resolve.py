@@ -4,9 +4,9 @@ every finding's status (including the uses a failed file holds back)."""
 from __future__ import annotations
 
 import enum
+import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Protocol, Union
 
@@ -209,12 +209,18 @@ def resolve_targets(work: Mapping[Target, Reference], resolver: Resolver, jobs: 
                     ) -> Iterator[tuple[Target, Answer]]:
     """Resolve every target once, yielding each as it completes: at most ``jobs`` requests per registry host.
 
-    Leaving the loop early (an exception, Ctrl-C) cancels every lookup not yet started.
+    Leaving the loop early (an exception, Ctrl-C) stops every lookup not yet started. The workers are daemon
+    threads, so a lookup still waiting on the network never holds up the exit.
     """
     if not work:
         return
     jobs = max(1, jobs)
     limits = {host: threading.BoundedSemaphore(jobs) for host in {t.registry for t in work}}
+    todo: queue.SimpleQueue[tuple[Target, Reference]] = queue.SimpleQueue()
+    done: queue.SimpleQueue[tuple[Target, Answer | BaseException]] = queue.SimpleQueue()
+    stop = threading.Event()
+    for item in work.items():
+        todo.put(item)
 
     def one(target: Target, ref: Reference) -> Answer:
         with limits[target.registry]:
@@ -225,13 +231,27 @@ def resolve_targets(work: Mapping[Target, Reference], resolver: Resolver, jobs: 
             except RegistryError as exc:
                 return exc
 
-    pool = ThreadPoolExecutor(max_workers=min(MAX_THREADS, jobs * len(limits), len(work)))
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                target, ref = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put((target, one(target, ref)))
+            except BaseException as exc:  # a bug: hand it to the caller's thread, where it is raised
+                done.put((target, exc))
+
+    for i in range(min(MAX_THREADS, jobs * len(limits), len(work))):
+        threading.Thread(target=worker, name=f"pin-images-resolve-{i}", daemon=True).start()
     try:
-        futures = {pool.submit(one, t, r): t for t, r in work.items()}
-        for fut in as_completed(futures):
-            yield futures[fut], fut.result()
+        for _ in range(len(work)):
+            target, answer = done.get()
+            if isinstance(answer, BaseException) and not isinstance(answer, RegistryError):
+                raise answer
+            yield target, answer
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        stop.set()
 
 
 @dataclass(frozen=True)

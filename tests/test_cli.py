@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -15,6 +18,7 @@ from pin_images.errors import AuthError, NotFoundError
 from pin_images.manifest import Platform
 
 from .conftest import fake_digest
+from .support.hostile import HostileServer, Reply, Seen, manifest, serve_manifest
 
 PY = fake_digest("docker.io/library/python:3.12")
 ALPINE = fake_digest("docker.io/library/alpine:3.20")
@@ -291,3 +295,55 @@ def test_a_tree_with_broken_files_keeps_file_order_and_each_error(tmp_path, reso
     assert [r["file"] for r in doc["references"]] == sorted(r["file"] for r in doc["references"])
     pinned = f"FROM python:3.12@{PY}\nFROM alpine:3.20@{ALPINE} AS a11\n".encode()
     assert (tmp_path / "s11/Dockerfile").read_bytes() == pinned
+
+
+def test_ctrl_c_exits_at_once_with_every_file_whole(tmp_path):
+    """A real SIGINT to a real process while lookups hang: exit 130 at once, no file half-written, no temp file.
+
+    The first lookups answer, so some files are written before the interrupt; the rest hang until the server stops,
+    so a run that waited for queued or in-flight lookups would take many seconds.
+    """
+    body, digest = manifest("interrupt")
+    answered = threading.Semaphore(10)
+
+    def handler(seen: Seen) -> Reply:
+        if seen.path == "/v2/":
+            return Reply(200, [("Content-Type", "application/json")], b"{}")
+        if "/manifests/" in seen.path and answered.acquire(blocking=False):
+            return serve_manifest(body, digest)
+        return Reply(hang=True)
+
+    with HostileServer(handler) as server:
+        originals = {}
+        for i in range(30):
+            text = f"FROM {server.host}/img{2 * i}:1 AS a\nFROM {server.host}/img{2 * i + 1}:1\n".encode()
+            originals[write(tmp_path, f"s{i:02d}/Dockerfile", text)] = text
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "REGISTRY_AUTH"))}
+        env.update(HOME=str(tmp_path / "home"), DOCKER_CONFIG=str(tmp_path / "home" / "docker"), NO_COLOR="1")
+        proc = subprocess.Popen([sys.executable, "-m", "pin_images", "--jobs", "2", "--timeout", "60", str(tmp_path)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        try:
+            deadline = time.monotonic() + 30
+            while server.count("/manifests/") < 12 and time.monotonic() < deadline:  # 10 answered, 2 hanging
+                time.sleep(0.02)
+            assert server.count("/manifests/") >= 12
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+            elapsed = time.monotonic() - sent
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert elapsed < 2, f"took {elapsed:.1f} s to stop"
+    assert b"interrupted" in err
+    assert server.count("/manifests/") < 20  # queued lookups were never sent
+    written = 0
+    for path, text in originals.items():
+        now = path.read_bytes()
+        if now != text:
+            written += 1
+            assert now == text.replace(b":1 AS", b":1@" + digest.encode() + b" AS").replace(
+                b":1\n", b":1@" + digest.encode() + b"\n"
+            )
+    assert written >= 1
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["Dockerfile"] * 30
