@@ -62,9 +62,11 @@ def finding_line(f: Finding) -> str:
     name = f.ref.without_digest if f.ref else f.shown
     if f.status in (PINNED, UPDATED):
         old = f.ref.original if f.ref else f.shown
-        return f"{where}: {old} -> {name}@{f.new_digest}"
+        return f"{where}: {old} -> {name}@{f.new_digest}" + (f" (warning: {f.message})" if f.warning else "")
     if f.status == UNPINNED:
-        return f"{where}: {f.shown} is not pinned" + (f": {f.message}" if f.warning else "")
+        # Say why when there is more to say than the status (e.g. the failure that held the file back).
+        why = f.message if f.message and f.message != "is not pinned" else None
+        return f"{where}: {f.shown} is not pinned" + (f": {why}" if why else "")
     if f.status == STALE:
         return f"{where}: {name} is stale: pinned {f.old_digest}, the tag now points to {f.new_digest}"
     if f.status == ERROR:
@@ -307,6 +309,8 @@ def write_report(report: Report, fmt: str, out: IO[str], err: IO[str], *, quiet:
             continue
         elif f.status in CHANGES or f.status in FAILS_CHECK or verbose:
             out.write(_paint(finding_line(f), _color_of(f), color) + "\n")
+            if verbose and f.status in CHANGES and f.message:
+                out.write(f"{f.path}:{f.line}: note: {f.message}\n")
     for d in report.diffs:
         out.write(d)
     if not quiet:

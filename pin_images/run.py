@@ -42,6 +42,7 @@ class Settings:
     fmt: str = "text"
     quiet: bool = False
     verbose: bool = False
+    pin_syntax: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
     plan = Plan()
     # Only the bytes of files that may change are kept: memory grows with the files to write, not with the tree.
     contents: dict[str, bytes] = {}
-    scan_options = ScanOptions(build_args=settings.build_args)
+    scan_options = ScanOptions(build_args=settings.build_args, pin_syntax=settings.pin_syntax)
     found = files.discover(settings.paths, settings.excludes)
     report.file_errors.extend(found.errors)
     for path in found.paths:

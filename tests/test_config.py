@@ -207,6 +207,10 @@ VALID = [
     ("format", '"github"', "github"),
     ("format", '"sarif"', "sarif"),
     ("update", "false", False),
+    ("pin-style", '"tag"', "tag"),
+    ("pin-style", '"full"', "full"),
+    ("pin-style", '"digest"', "digest"),
+    ("pin-syntax", "true", True),
 ]
 
 FIELDS = {
@@ -214,6 +218,8 @@ FIELDS = {
     "ignore-images": "ignore_images",
     "build-args": "build_args",
     "insecure-registries": "insecure_registries",
+    "pin-style": "pin_style",
+    "pin-syntax": "pin_syntax",
 }
 
 
@@ -273,6 +279,9 @@ INVALID = [
     ("update", '"yes"', r'update: expected true or false, got "yes"'),
     ("update", "1", r"update: expected true or false, got 1"),
     ("update", "2024-01-01", r"update: expected true or false, got a date"),
+    ("pin-style", '"short"', r'pin-style: expected one of "tag", "full", "digest", got "short"'),
+    ("pin-style", "true", r"pin-style: expected one of .*, got true"),
+    ("pin-syntax", '"yes"', r'pin-syntax: expected true or false, got "yes"'),
 ]
 
 

@@ -17,7 +17,6 @@ from pin_images.resolve import (
     STALE,
     UNPINNED,
     UP_TO_DATE,
-    UPDATED,
     Options,
     Plan,
     Target,
@@ -112,7 +111,8 @@ def test_equal_references_share_one_target_across_files():
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        (Options(update=True), [(1, PINNED), (2, UPDATED), (3, ERROR)]),
+        # gone:1 failed, so the file is left alone: the pin and the update are reported as not written.
+        (Options(update=True), [(1, UNPINNED), (2, STALE), (3, ERROR)]),
         # --check decides the unpinned ones without the network; only the pinned one is re-resolved.
         (Options(update=True, check=True), [(1, UNPINNED), (2, STALE), (3, UNPINNED)]),
     ],
@@ -124,6 +124,17 @@ def test_finish_pins_updates_and_reports_stale_and_errors(options, expected):
     resolver.errors["docker.io/library/gone:1"] = NotFoundError("gone:1: not found", "docker.io")
     [result] = resolve_plan(plan_for(text, *uses, options=options), resolver, options)
     assert [(f.line, f.status) for f in result.findings] == expected
+
+
+def test_a_file_held_back_by_a_failure_claims_no_pin():
+    text = "FROM python:3.12\nFROM gone:1\n"
+    plan = plan_for(text, use_in(text, "python:3.12", line=1), use_in(text, "gone:1", line=2))
+    resolver = FakeResolver()
+    resolver.errors["docker.io/library/gone:1"] = NotFoundError("gone:1: not found", "docker.io")
+    [result] = resolve_plan(plan, resolver, Options())
+    held = result.findings[0]
+    assert (held.status, held.new_digest, held.edit) == (UNPINNED, None, None)
+    assert held.message == "not written: the file is left alone because gone:1 (line 2) failed"
 
 
 def test_finish_edits_only_the_span():
@@ -245,3 +256,41 @@ def test_finish_keeps_line_order():
     plan = plan_for(text, *uses)
     answers = {t: FakeResolver().resolve(ref) for t, ref in plan.targets().items()}
     assert [f.line for f in finish(plan, "Dockerfile", answers, Options())] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("options", [Options(), Options(check=True), Options(update=True)])
+def test_an_overridden_reference_is_never_pinned_and_never_fails_check(options):
+    note = "--build-arg BASE overrides the default the file gives ARG BASE"
+    text = "ARG BASE=python:3.12\nFROM ${BASE}\n"
+    use = use_in(text, "${BASE}", status=Status.OVERRIDDEN, image=None, note=note, line=2)
+    plan = plan_for(text, use, options=options)
+    assert plan.targets() == {}
+    f = only(plan)
+    assert (f.status, f.warning, f.message) == (SKIPPED, True, note + "; not pinned")
+
+
+def test_the_scanners_note_on_a_composed_reference_travels_with_its_pin():
+    note = "built from ARG VERSION: a --build-arg that changes it at build time still pulls this digest"
+    text = "ARG VERSION=3.12\nFROM python:${VERSION}\n"
+    use = use_in(text, "python:${VERSION}", image="python:3.12", note=note, line=2)
+    [result] = resolve_plan(plan_for(text, use), FakeResolver(), Options())
+    [f] = result.findings
+    assert (f.status, f.message, f.warning) == (PINNED, note, False)
+
+
+def test_a_syntax_frontend_keeps_the_index_digest_under_platform():
+    text = "# syntax=docker/dockerfile:1.7\nFROM python:3.12\n"
+    frontend = use_in(text, "docker/dockerfile:1.7")
+    frontend = ImageUse(**{**frontend.__dict__, "instruction": "syntax"})
+    options = Options(platform=Platform("linux", "arm64"))
+    plan = plan_for(text, frontend, use_in(text, "python:3.12", line=2), options=options)
+    assert sorted((t.repository, t.platform) for t in plan.targets()) == [
+        ("docker/dockerfile", None), ("library/python", Platform("linux", "arm64"))
+    ]
+
+
+def test_an_invalid_platform_flag_is_an_error_for_its_reference():
+    text = "FROM --platform=linux python:3.12\n"
+    use = ImageUse(**{**use_in(text, "python:3.12").__dict__, "platform": "linux"})
+    f = only(plan_for(text, use, options=Options(platform=Platform("linux", "amd64"))))
+    assert f.status == ERROR and f.message.startswith("--platform=linux: ")
