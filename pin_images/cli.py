@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from . import __version__
 from .config import FileConfig, find_config, load_config, registry_key
 from .errors import ConfigError, PinImagesError
+from .kinds import KINDS
 from .manifest import Platform, parse_platform
 from .report import EXIT_ERROR, FORMATS, Report, exit_code, write_report
 from .resolve import DEFAULT_JOBS, PIN_STYLES, Options, Resolver
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     sel = p.add_argument_group("selection and output")
     sel.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                      help="skip paths matching GLOB (repeatable)")
+    sel.add_argument("--kind", action="append", default=[], metavar="KIND[,KIND]",
+                     help=f"read only these file kinds: {', '.join(KINDS)} (default all)")
     sel.add_argument("--ignore-image", action="append", default=[], metavar="GLOB",
                      help="never pin references matching GLOB, e.g. 'registry.internal/*' (repeatable)")
     sel.add_argument("--config", metavar="FILE",
@@ -124,6 +127,10 @@ def settings_from_args(args: argparse.Namespace, cfg: FileConfig | None = None, 
         raise ConfigError("-q and -v cannot be used together")
     update = args.update if args.update is not None else bool(cfg.update)
     ignore_images = [*cfg.ignore_images, *args.ignore_image]
+    selected = [k.strip() for item in args.kind for k in item.split(",") if k.strip()] or cfg.kinds
+    for name in selected:
+        if name not in KINDS:
+            raise ConfigError(f"--kind {name!r}: unknown file kind; expected one of {', '.join(KINDS)}")
     return Settings(
         paths=args.paths or ["."],
         options=Options(check=args.check, update=update, platform=platform, jobs=jobs,
@@ -138,6 +145,7 @@ def settings_from_args(args: argparse.Namespace, cfg: FileConfig | None = None, 
         fmt=args.format or cfg.format or "text",
         quiet=args.quiet,
         verbose=args.verbose,
+        kinds=tuple(dict.fromkeys(selected)),
     )
 
 

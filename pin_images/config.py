@@ -50,6 +50,7 @@ class FileConfig:
     update: bool | None = None
     pin_style: str | None = None
     pin_syntax: bool | None = None
+    kinds: list[str] = field(default_factory=list)
 
 
 def find_config(start: str) -> str | None:
@@ -287,6 +288,16 @@ def _pin_style(value: Any, where: str) -> str:
     return value
 
 
+def _kinds(value: Any, where: str) -> list[str]:
+    from .kinds import KINDS
+
+    names = _string_list(value, where)
+    for i, name in enumerate(names):
+        if name not in KINDS:
+            raise ConfigError(f"{where}[{i}]: unknown file kind {_show(name)}; expected one of {', '.join(KINDS)}")
+    return names
+
+
 def _insecure(value: Any, where: str) -> list[str]:
     return [registry_key(host) for host in _string_list(value, where)]
 
@@ -305,6 +316,7 @@ _KEYS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "update": ("update", _update),
     "pin-style": ("pin_style", _pin_style),
     "pin-syntax": ("pin_syntax", _update),
+    "kinds": ("kinds", _kinds),
 }
 KEYS = tuple(_KEYS)
 

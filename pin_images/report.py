@@ -12,7 +12,7 @@ from urllib.parse import quote
 from . import __version__, files
 from .config import FORMATS as FORMATS  # one list, validated by the config and offered by the CLI
 from .errors import PinImagesError
-from .resolve import CHANGES, ERROR, FAILS_CHECK, PINNED, SKIPPED, STALE, UNPINNED, UPDATED, Finding
+from .resolve import CHANGES, ERROR, FAILS_CHECK, FILE_NOTE, PINNED, SKIPPED, STALE, UNPINNED, UPDATED, Finding
 
 JSON_SCHEMA_VERSION = 1
 EXIT_OK, EXIT_CHANGED, EXIT_ERROR = 0, 1, 2
@@ -59,6 +59,8 @@ def _plural(n: int, word: str) -> str:
 def finding_line(f: Finding) -> str:
     """One line for one finding, starting with ``path:line:``."""
     where = f"{f.path}:{f.line}"
+    if f.written == FILE_NOTE:
+        return f"{where}: {'warning' if f.warning else 'note'}: {f.message}"
     name = f.ref.without_digest if f.ref else f.shown
     if f.status in (PINNED, UPDATED):
         old = f.ref.original if f.ref else f.shown
@@ -78,7 +80,8 @@ def finding_line(f: Finding) -> str:
 
 def summary(report: Report) -> str:
     counts: dict[str, int] = {}
-    for f in report.findings:
+    references = [f for f in report.findings if f.written != FILE_NOTE]  # a file's notes are not references
+    for f in references:
         counts[f.status] = counts.get(f.status, 0) + 1
     would = report.mode != "write"
     parts = []
@@ -99,7 +102,7 @@ def summary(report: Report) -> str:
         return ", ".join(parts)
     scanned = f" ({_plural(report.files_scanned, 'file')} scanned)"
     skipped = counts.get(SKIPPED, 0)
-    n = len(report.findings) - skipped  # skipped references are not pinned; say so rather than count them
+    n = len(references) - skipped  # skipped references are not pinned; say so rather than count them
     if n:
         text = f"all {_plural(n, 'reference')} pinned" + (f", {skipped} skipped" if skipped else "")
     else:

@@ -14,7 +14,7 @@ from .config import matches_ignore
 from .errors import InvalidReferenceError, RegistryError
 from .manifest import Platform, Resolution, parse_platform
 from .reference import Reference, parse
-from .uses import Edit, ImageUse, Status
+from .uses import Edit, FileScan, ImageUse, Status
 
 DEFAULT_JOBS = 8
 # How a new pin is written: `python:3.12@sha256:..`, `docker.io/library/python:3.12@sha256:..`, or
@@ -48,6 +48,8 @@ SKIPPED = FindingStatus.SKIPPED
 ERROR = FindingStatus.ERROR
 
 CHANGES = frozenset({PINNED, UPDATED})
+# What a finding that carries a file's note (not an image use) has for its reference text.
+FILE_NOTE = "(file)"
 FAILS_CHECK = frozenset({UNPINNED, STALE})
 
 
@@ -155,15 +157,19 @@ class Plan:
 Answer = Union[Resolution, RegistryError]
 
 
-def classify(path: str, text: str, uses: Sequence[ImageUse], options: Options, plan: Plan) -> None:
-    """Add one file's uses to ``plan``: decide, without the network, what each one needs.
+def classify(path: str, text: str, scan: FileScan, options: Options, plan: Plan) -> None:
+    """Add one file's scan to ``plan``: decide, without the network, what each use needs.
 
-    ``text`` is the file decoded with ``surrogateescape``, which the uses' spans index.
+    ``text`` is the file decoded with ``surrogateescape``, which the uses' spans index. The scan's file notes (a
+    template left alone, a broken line no reference depends on) become skipped findings on their line.
     """
     plan.files.append(path)
     findings = plan.findings.setdefault(path, [])
     pending = plan.pending.setdefault(path, [])
-    for use in uses:
+    for note in scan.notes:
+        findings.append(Finding(path, note.line, FILE_NOTE, None, SKIPPED, message=note.message,
+                                warning=note.warning, kind=scan.kind))
+    for use in scan.uses:
         decided = _decide(path, use, options)
         if isinstance(decided, Finding):
             findings.append(decided)
@@ -203,6 +209,9 @@ def _decide(path: str, use: ImageUse, options: Options) -> Finding | Reference:
         return _finding(path, use, SKIPPED, message=use.note or "not pinned")
     if use.status == Status.PLATFORM_ARG:
         return _finding(path, use, SKIPPED, message=use.note or "uses a platform ARG")
+    if use.status == Status.INVALID:
+        # This reference's own expansion fails (BuildKit would refuse the build): an error for it alone.
+        return _finding(path, use, ERROR, message=use.note or f"{use.written} cannot be expanded")
     if use.status == Status.OVERRIDDEN:
         # The build would use another image than the file names; a digest for either would be wrong. Not a
         # --check failure: the file's own reference is not what is built, so its pin state cannot be judged.

@@ -7,6 +7,7 @@ so ``--check`` never imports ``requests``.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,7 +16,16 @@ from typing import Callable
 from . import files, kinds
 from .errors import DockerfileError, PinImagesError
 from .report import Report
-from .resolve import DEFAULT_JOBS, FileResult, Options, Plan, Resolver, classify, not_written, resolve_plan
+from .resolve import (
+    DEFAULT_JOBS,
+    FileResult,
+    Options,
+    Plan,
+    Resolver,
+    classify,
+    not_written,
+    resolve_plan,
+)
 from .uses import Edit, ScanOptions, apply
 
 __all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "run"]
@@ -43,6 +53,7 @@ class Settings:
     quiet: bool = False
     verbose: bool = False
     pin_syntax: bool = False
+    kinds: tuple[str, ...] = ()  # the file kinds to read; empty means every kind
 
 
 @dataclass(frozen=True)
@@ -65,21 +76,21 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
     # Only the bytes of files that may change are kept: memory grows with the files to write, not with the tree.
     contents: dict[str, bytes] = {}
     scan_options = ScanOptions(build_args=settings.build_args, pin_syntax=settings.pin_syntax)
-    found = files.discover(settings.paths, settings.excludes)
+    found = files.discover(settings.paths, settings.excludes, only=settings.kinds or None)
     report.file_errors.extend(found.errors)
     for path in found.paths:
+        # A search keeps only files of a known kind; a named file of no kind (a .json, a .yaml by name) is skipped.
+        kind = kinds.kind_for_named_file(path)
+        if kind is None or (settings.kinds and kind not in settings.kinds) or _too_big_to_sniff(path, kind):
+            continue
         try:
             data = files.read_file(path)
-            # A search keeps only files of a known kind; a named file may be recognised by its content, or skipped.
-            kind = kinds.kind_for_named_file(path, data)
-            if kind is None:
-                continue
             scan = kinds.scan_file(kind, data, path, scan_options)
         except PinImagesError as exc:
             report.file_errors.append(exc)
             continue
         report.files_scanned += 1
-        classify(path, data.decode("utf-8", "surrogateescape"), scan.uses, options, plan)
+        classify(path, data.decode("utf-8", "surrogateescape"), scan, options, plan)
         if plan.pending[path]:
             contents[path] = data
     work = plan.targets()
@@ -115,6 +126,17 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
     finally:
         writer.shutdown(wait=True, cancel_futures=True)
     return report
+
+
+def _too_big_to_sniff(path: str, kind: str) -> bool:
+    """True for a YAML file recognised only by its content that is over the read limit: generated bundles are not
+    read, and not an error (a file of a kind known by its name still is)."""
+    if kind != kinds.BY_CONTENT:
+        return False
+    try:
+        return os.path.getsize(path) > files.MAX_FILE_BYTES
+    except OSError:
+        return False  # reading it reports the cause
 
 
 def _write_one(path: str, data: bytes, edits: Sequence[Edit], settings: Settings) -> _Written:

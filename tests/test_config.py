@@ -211,6 +211,8 @@ VALID = [
     ("pin-style", '"full"', "full"),
     ("pin-style", '"digest"', "digest"),
     ("pin-syntax", "true", True),
+    ("kinds", '["compose", "kubernetes"]', ["compose", "kubernetes"]),
+    ("kinds", "[]", []),
 ]
 
 FIELDS = {
@@ -282,6 +284,10 @@ INVALID = [
     ("pin-style", '"short"', r'pin-style: expected one of "tag", "full", "digest", got "short"'),
     ("pin-style", "true", r"pin-style: expected one of .*, got true"),
     ("pin-syntax", '"yes"', r'pin-syntax: expected true or false, got "yes"'),
+    ("kinds", '"compose"', r'kinds: expected an array of strings, got "compose"'),
+    ("kinds", '["compose", "helm"]',
+     r'kinds\[1\]: unknown file kind "helm"; expected one of dockerfile, compose, kubernetes, github, gitlab, '
+     r"devcontainer"),
 ]
 
 

@@ -264,7 +264,7 @@ def test_github_check_failures_are_error_annotations(tmp_path, no_network, capsy
     assert main(["--check", "--format", "github", "Dockerfile"]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
-        "::error file=Dockerfile,line=2,title=pin-images::Dockerfile:2: alpine:3.20 is not pinned",
+        "::error file=Dockerfile,line=2,col=6,title=pin-images::Dockerfile:2: alpine:3.20 is not pinned",
         "1 reference unpinned",
     ]
 
@@ -304,7 +304,7 @@ def test_github_stale_pins_for_a_scheduled_job(tmp_path, resolver, capsys, monke
     assert main(["--check", "--update", "--format", "github", "Dockerfile"]) == 1
     first, summary = capsys.readouterr().out.splitlines()
     assert first == (
-        f"::error file=Dockerfile,line=1,title=pin-images::Dockerfile:1: python:3.12 is stale: pinned {OLD}, "
+        f"::error file=Dockerfile,line=1,col=6,title=pin-images::Dockerfile:1: python:3.12 is stale: pinned {OLD}, "
         f"the tag now points to {PY}"
     )
     assert summary == "1 stale"
@@ -502,7 +502,10 @@ def test_quiet_check_still_says_why_it_failed(tmp_path, no_network, capsys):
     assert main(["--check", "-q", str(f)]) == 1
     out, err = capsys.readouterr()
     assert out == f"{f}:2: alpine:3.20 is not pinned\n"  # no summary, no pinned reference
-    assert err == f"{f}:4: $B is not pinned: depends on ARG B with no default value and no --build-arg\n"
+    assert err == (
+        f"{f}:4: $B is not pinned: depends on ARG B, which is declared only inside a stage (line 3); "
+        "FROM sees only ARGs declared before the first FROM\n"
+    )
     g = write(tmp_path, "ok/Dockerfile", f"FROM python:3.12@{PY}\n# pin-images: ignore\nFROM x:1\n")
     assert main(["--check", "-q", str(g)]) == 0
     assert capsys.readouterr() == ("", "")  # success and its warnings stay quiet

@@ -26,7 +26,7 @@ from pin_images.resolve import (
     resolve_plan,
     resolve_targets,
 )
-from pin_images.uses import ImageUse, Status, apply
+from pin_images.uses import FileScan, ImageUse, Note, Status, apply
 
 from .conftest import FakeResolver, fake_digest
 
@@ -45,7 +45,7 @@ def use_in(text: str, written: str, *, status: Status = Status.OK, image: str | 
 
 def plan_for(text: str, *uses: ImageUse, options: Options | None = None, path: str = "Dockerfile") -> Plan:
     plan = Plan()
-    classify(path, text, uses, options or Options(), plan)
+    classify(path, text, FileScan("dockerfile", uses), options or Options(), plan)
     return plan
 
 
@@ -101,8 +101,8 @@ def test_equal_references_share_one_target_across_files():
     plan = Plan()
     for path in ("a/Dockerfile", "b/Dockerfile"):
         text = "FROM python:3.12\nFROM docker.io/library/python:3.12\n"
-        classify(path, text, [use_in(text, "python:3.12"), use_in(text, "docker.io/library/python:3.12")],
-                 Options(platform=Platform("linux", "amd64")), plan)
+        uses = (use_in(text, "python:3.12"), use_in(text, "docker.io/library/python:3.12"))
+        classify(path, text, FileScan("dockerfile", uses), Options(platform=Platform("linux", "amd64")), plan)
     assert list(plan.targets()) == [
         Target("docker.io", "library/python", "3.12", Platform("linux", "amd64"), None)
     ]
@@ -169,7 +169,7 @@ def test_files_are_yielded_as_soon_as_their_references_resolve():
     """A file that needs nothing comes first, then each file when its last target answers."""
     plan = Plan()
     for path, text in (("slow", "FROM slow:1\n"), ("done", "FROM a@" + OLD + "\n"), ("fast", "FROM fast:1\n")):
-        classify(path, text, [use_in(text, text[5:-1])], Options(), plan)
+        classify(path, text, FileScan("dockerfile", (use_in(text, text[5:-1]),)), Options(), plan)
     release = threading.Event()
     resolver = FakeResolver()
     real = resolver.resolve
@@ -294,3 +294,13 @@ def test_an_invalid_platform_flag_is_an_error_for_its_reference():
     use = ImageUse(**{**use_in(text, "python:3.12").__dict__, "platform": "linux"})
     f = only(plan_for(text, use, options=Options(platform=Platform("linux", "amd64"))))
     assert f.status == ERROR and f.message.startswith("--platform=linux: ")
+
+
+def test_an_invalid_use_is_an_error_for_itself_and_file_notes_are_skipped_findings():
+    text = "FROM python:3.12\nFROM ${X!}\nRUN x\n"
+    bad = use_in(text, "${X!}", status=Status.INVALID, image=None, note="bad substitution", line=2)
+    plan = Plan()
+    classify("D", text, FileScan("dockerfile", (bad,), (Note(3, "a broken line"),)), Options(), plan)
+    assert [(f.line, f.status, f.message, f.warning) for f in plan.findings["D"]] == [
+        (3, SKIPPED, "a broken line", True), (2, ERROR, "bad substitution", False)
+    ]
