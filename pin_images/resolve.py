@@ -4,15 +4,12 @@ every finding's status (including the uses a failed file holds back)."""
 from __future__ import annotations
 
 import enum
-import queue
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol, Union
+from typing import TYPE_CHECKING, Protocol, Union
 
 from .config import matches_ignore
 from .errors import InvalidReferenceError, RegistryError
-from .manifest import Platform, Resolution, parse_platform
 from .reference import Reference, parse
 from .uses import Edit, FileScan, ImageUse, Status
 
@@ -154,7 +151,11 @@ class Plan:
         return work
 
 
-Answer = Union[Resolution, RegistryError]
+if TYPE_CHECKING:
+    # Only in annotations: --check never loads the manifest module.
+    from .manifest import Platform, Resolution
+
+Answer = Union["Resolution", RegistryError]
 
 
 def classify(path: str, text: str, scan: FileScan, options: Options, plan: Plan) -> None:
@@ -196,6 +197,8 @@ def _platform_for(use: ImageUse, options: Options) -> Platform | None:
     if options.platform is None or use.instruction == "syntax":
         return None
     if use.platform and "$" not in use.platform:
+        from .manifest import parse_platform  # loaded already: the option was parsed with it
+
         return parse_platform(use.platform)
     return options.platform
 
@@ -245,6 +248,10 @@ def resolve_targets(work: Mapping[Target, Reference], resolver: Resolver, jobs: 
     """
     if not work:
         return
+    # Imported here: --check and runs with nothing to resolve never start a thread.
+    import queue
+    import threading
+
     jobs = max(1, jobs)
     limits = {host: threading.BoundedSemaphore(jobs) for host in {t.registry for t in work}}
     todo: queue.SimpleQueue[tuple[Target, Reference]] = queue.SimpleQueue()

@@ -10,13 +10,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from email.utils import parsedate_to_datetime
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from .errors import BadResponseError, RegistryConnectionError
 from .hosts import netloc, origin
+
+if TYPE_CHECKING:
+    from .preconnect import Warm
 
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -276,6 +279,16 @@ class Transport:
             if status != 429:
                 self._sleep(wait if wait is not None else self._backoff(attempt))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def adopt(self, warm: Warm) -> None:
+        """Count the ping a preconnect.Warmup sent, and put its idle connections in the session's pool."""
+        from .preconnect import adopt
+
+        assert warm.ping is not None
+        self._count(Purpose.PING.value)
+        if warm.ping.status == 401:
+            self._count("unauthorized")
+        adopt(self.session, warm, self.verify(warm.hostport))
 
     def probe_tls(self, hostport: str) -> str:
         """"https" when ``hostport`` completes a TLS handshake (even with an untrusted certificate), else "http"."""
