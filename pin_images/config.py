@@ -12,7 +12,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -137,6 +137,21 @@ def _docker_hub_short(normalized: str) -> str:
     if rest.startswith("library/") and "/" not in rest[len("library/") :].split("@", 1)[0]:
         rest = rest[len("library/") :]
     return rest
+
+
+def parse_build_args(items: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
+    """``--build-arg`` values: ``NAME=VALUE``, or ``NAME`` alone, which takes the value from ``env`` as ``docker build``
+    does (and, unset there, sets nothing, so the file's default or "no value" stands)."""
+    values: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not name:
+            raise ConfigError(f"--build-arg {item!r}: expected NAME=VALUE or NAME (to take it from the environment)")
+        if sep:
+            values[name] = value
+        elif name in env:
+            values[name] = env[name]
+    return values
 
 
 def _read_toml(path: str) -> dict[str, Any]:

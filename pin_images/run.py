@@ -189,6 +189,7 @@ def _write_one(path: str, data: bytes, edits: Sequence[Edit], settings: Settings
         raise DockerfileError(f"conflicting edits ({exc}); not written", path) from None
     if new == data:
         return _Written(False)
+    files.check_size(path, new)  # before a diff too: --dry-run must not show what could not be written
     if settings.dry_run:
         return _Written(True, _diff(path, data, new))
     if not settings.options.check:
@@ -197,12 +198,16 @@ def _write_one(path: str, data: bytes, edits: Sequence[Edit], settings: Settings
 
 
 def _diff(path: str, old: bytes, new: bytes) -> str:
-    """A unified diff of one file, marking a last line without a newline as diff(1) does."""
+    """A unified diff of one file, marking a last line without a newline as diff(1) does.
+
+    Its paths are relative to the repository root, as ``git apply`` wants them, from any working directory.
+    """
 
     def lines(data: bytes) -> list[str]:
         return data.decode("utf-8", "replace").splitlines(keepends=True)
 
     import difflib  # only --dry-run shows diffs
 
-    out = difflib.unified_diff(lines(old), lines(new), fromfile=f"a/{path}", tofile=f"b/{path}")
+    name = files.root_relative(path)
+    out = difflib.unified_diff(lines(old), lines(new), fromfile=f"a/{name}", tofile=f"b/{name}")
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out)

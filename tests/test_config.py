@@ -448,3 +448,15 @@ IGNORE = [
 @pytest.mark.parametrize(("patterns", "written", "normalized", "ignored"), IGNORE)
 def test_matches_ignore(patterns: list[str], written: str, normalized: str, ignored: bool) -> None:
     assert matches_ignore(patterns, written, normalized) is ignored
+
+
+# --- --build-arg ---------------------------------------------------------------------------------------------------
+def test_build_args_take_a_missing_value_from_the_environment() -> None:
+    from pin_images.config import parse_build_args
+
+    env = {"FROM_ENV": "python:3.12", "EMPTY": ""}
+    assert parse_build_args(["A=1", "B=", "C=x=y", "FROM_ENV", "EMPTY", "UNSET"], env) == {
+        "A": "1", "B": "", "C": "x=y", "FROM_ENV": "python:3.12", "EMPTY": "",  # UNSET: not set at all, as docker
+    }
+    with pytest.raises(ConfigError, match=r"--build-arg '=1': expected NAME=VALUE"):
+        parse_build_args(["=1"], env)
