@@ -13,7 +13,7 @@ from .config import FileConfig, find_config, load_config, parse_build_args, regi
 from .errors import ConfigError, PinImagesError
 from .kinds import KINDS
 from .report import EXIT_ERROR, FORMATS, Report, exit_code, write_report
-from .resolve import DEFAULT_JOBS, Options, Resolver
+from .resolve import DEFAULT_JOBS, PIN_STYLES, Options, Resolver
 from .run import DEFAULT_TIMEOUT, Settings, run
 
 if TYPE_CHECKING:
@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="talk plain http to this registry (loopback hosts always may)")
     res.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE",
                      help="override an ARG default, as docker build does (repeatable)")
+    res.add_argument("--pin-style", choices=PIN_STYLES,
+                     help="how a new pin is written: tag (default) python:3.12@sha256:..., full "
+                     "docker.io/library/python:3.12@sha256:..., digest docker.io/library/python@sha256:... "
+                     "(full and digest rewrite the reference; digest drops the tag, so --update cannot move it)")
+    res.add_argument("--pin-syntax", action="store_true", default=None,
+                     help="also pin the Dockerfile's `# syntax=` frontend image")
     res.add_argument("--jobs", type=int, metavar="N",
                      help=f"concurrent requests per registry (default {DEFAULT_JOBS})")
     res.add_argument("--timeout", type=float, metavar="SECONDS",
@@ -147,7 +153,8 @@ def settings_from_args(args: argparse.Namespace, cfg: FileConfig | None = None, 
     return Settings(
         paths=args.paths or ["."],
         options=Options(check=args.check, update=update, platform=platform, jobs=jobs,
-                        ignore_images=tuple(ignore_images)),
+                        ignore_images=tuple(ignore_images), pin_style=args.pin_style or cfg.pin_style or "tag"),
+        pin_syntax=args.pin_syntax if args.pin_syntax is not None else bool(cfg.pin_syntax),
         dry_run=args.dry_run,
         mirrors=mirrors,
         insecure=list(dict.fromkeys([*cfg.insecure_registries, *(registry_key(h) for h in args.insecure_registry)])),

@@ -10,7 +10,7 @@ from typing import IO, Any
 from . import __version__, files
 from .config import FORMATS as FORMATS  # one list, validated by the config and offered by the CLI
 from .errors import PinImagesError
-from .resolve import CHANGES, ERROR, FAILS_CHECK, PINNED, SKIPPED, STALE, UNPINNED, UPDATED, Finding
+from .resolve import CHANGES, ERROR, FAILS_CHECK, FILE_NOTE, PINNED, SKIPPED, STALE, UNPINNED, UPDATED, Finding
 
 JSON_SCHEMA_VERSION = 1
 EXIT_OK, EXIT_CHANGED, EXIT_ERROR = 0, 1, 2
@@ -30,21 +30,6 @@ class Report:
     update: bool = False
     platform: str | None = None
     config: str | None = None  # the configuration file that applied, if any
-    notes: list[FileNote] = field(default_factory=list)  # file-level notes from the scans, in file order
-
-
-@dataclass(frozen=True)
-class FileNote:
-    """A scan's note about a file (a template left alone, a pragma with no effect); not tied to one reference."""
-
-    path: str
-    line: int
-    kind: str
-    message: str
-    warning: bool = True
-
-    def text(self) -> str:
-        return f"{self.path}:{self.line}: {'warning: ' if self.warning else ''}{self.message}"
 
 
 def column_of(f: Finding) -> int | None:
@@ -72,12 +57,16 @@ def _plural(n: int, word: str) -> str:
 def finding_line(f: Finding) -> str:
     """One line for one finding, starting with ``path:line:``."""
     where = f"{f.path}:{f.line}"
+    if f.written == FILE_NOTE:
+        return f"{where}: {'warning' if f.warning else 'note'}: {f.message}"
     name = f.ref.without_digest if f.ref else f.shown
     if f.status in (PINNED, UPDATED):
         old = f.ref.original if f.ref else f.shown
-        return f"{where}: {old} -> {name}@{f.new_digest}"
+        return f"{where}: {old} -> {name}@{f.new_digest}" + (f" (warning: {f.message})" if f.warning else "")
     if f.status == UNPINNED:
-        return f"{where}: {f.shown} is not pinned" + (f": {f.message}" if f.warning else "")
+        # Say why when there is more to say than the status (e.g. the failure that held the file back).
+        why = f.message if f.message and f.message != "is not pinned" else None
+        return f"{where}: {f.shown} is not pinned" + (f": {why}" if why else "")
     if f.status == STALE:
         return f"{where}: {name} is stale: pinned {f.old_digest}, the tag now points to {f.new_digest}"
     if f.status == ERROR:
@@ -89,7 +78,8 @@ def finding_line(f: Finding) -> str:
 
 def summary(report: Report) -> str:
     counts: dict[str, int] = {}
-    for f in report.findings:
+    references = [f for f in report.findings if f.written != FILE_NOTE]  # a file's notes are not references
+    for f in references:
         counts[f.status] = counts.get(f.status, 0) + 1
     would = report.mode != "write"
     parts = []
@@ -110,7 +100,7 @@ def summary(report: Report) -> str:
         return ", ".join(parts)
     scanned = f" ({_plural(report.files_scanned, 'file')} scanned)"
     skipped = counts.get(SKIPPED, 0)
-    n = len(report.findings) - skipped  # skipped references are not pinned; say so rather than count them
+    n = len(references) - skipped  # skipped references are not pinned; say so rather than count them
     if n:
         text = f"all {_plural(n, 'reference')} pinned" + (f", {skipped} skipped" if skipped else "")
     else:
@@ -148,10 +138,6 @@ def to_json(report: Report) -> dict[str, Any]:
             for f in report.findings
         ],
         "errors": [str(e) for e in report.file_errors],
-        "notes": [
-            {"file": n.path, "line": n.line, "kind": n.kind, "message": n.message, "warning": n.warning}
-            for n in report.notes
-        ],
     }
 
 
@@ -170,10 +156,6 @@ def github_lines(report: Report) -> list[str]:
         line = getattr(e, "line", None)
         props = f"file={_gh_escape(path, True)}" + (f",line={line}" if line else "") if path else ""
         out.append(f"::error {props}::{_gh_escape(str(e))}" if props else f"::error::{_gh_escape(str(e))}")
-    for n in report.notes:
-        if n.warning:
-            props = f"file={_gh_escape(n.path, True)},line={n.line},title=pin-images"
-            out.append(f"::warning {props}::{_gh_escape(n.text())}")
     for f in report.findings:
         if f.status == ERROR or f.status in FAILS_CHECK:
             level = "warning" if f.warning and f.status != ERROR else "error"
@@ -328,11 +310,6 @@ def write_report(report: Report, fmt: str, out: IO[str], err: IO[str], *, quiet:
         err.write(f"pin-images: configuration: {report.config or 'none found'}\n")
     for e in report.file_errors:
         err.write(_paint(str(e), _RED, color) + "\n")
-    for n in report.notes:
-        if n.warning and not quiet:
-            err.write(_paint(n.text(), _YELLOW, color) + "\n")
-        elif verbose:
-            out.write(n.text() + "\n")
     for f in report.findings:
         if f.status == ERROR or (f.warning and (not quiet or f.status in FAILS_CHECK)):
             err.write(_paint(finding_line(f), _color_of(f), color) + "\n")
@@ -340,6 +317,8 @@ def write_report(report: Report, fmt: str, out: IO[str], err: IO[str], *, quiet:
             continue
         elif f.status in CHANGES or f.status in FAILS_CHECK or verbose:
             out.write(_paint(finding_line(f), _color_of(f), color) + "\n")
+            if verbose and f.status in CHANGES and f.message:
+                out.write(f"{f.path}:{f.line}: note: {f.message}\n")
     for d in report.diffs:
         out.write(d)
     if not quiet:

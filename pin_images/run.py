@@ -13,8 +13,17 @@ from typing import TYPE_CHECKING, Callable
 
 from . import files, kinds
 from .errors import DockerfileError, PinImagesError
-from .report import FileNote, Report
-from .resolve import DEFAULT_JOBS, FileResult, Options, Plan, Resolver, classify, not_written, resolve_plan
+from .report import Report
+from .resolve import (
+    DEFAULT_JOBS,
+    FileResult,
+    Options,
+    Plan,
+    Resolver,
+    classify,
+    not_written,
+    resolve_plan,
+)
 from .uses import Edit, ScanOptions, apply
 
 if TYPE_CHECKING:
@@ -44,6 +53,7 @@ class Settings:
     fmt: str = "text"
     quiet: bool = False
     verbose: bool = False
+    pin_syntax: bool = False
     kinds: tuple[str, ...] = ()  # the file kinds to read; empty means every kind
 
 
@@ -68,7 +78,7 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
     plan = Plan()
     # Only the bytes of files that may change are kept: memory grows with the files to write, not with the tree.
     contents: dict[str, bytes] = {}
-    scan_options = ScanOptions(build_args=settings.build_args)
+    scan_options = ScanOptions(build_args=settings.build_args, pin_syntax=settings.pin_syntax)
     found = files.discover(settings.paths, settings.excludes, only=settings.kinds or None)
     report.file_errors.extend(found.errors)
     early = _Early(connect, warm)
@@ -84,8 +94,7 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
             report.file_errors.append(exc)
             continue
         report.files_scanned += 1
-        classify(path, data.decode("utf-8", "surrogateescape"), scan.uses, options, plan)
-        report.notes.extend(FileNote(path, n.line, scan.kind, n.message, n.warning) for n in scan.notes)
+        classify(path, data.decode("utf-8", "surrogateescape"), scan, options, plan)
         if plan.pending[path]:
             contents[path] = data
             early.need(p.target.registry for p in plan.pending[path])
