@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-from urllib.parse import urlsplit
-
 DOCKER_HUB = "docker.io"  # the name references use (distribution/reference's default domain)
 LEGACY_HUB = "index.docker.io"  # the v1-era name, folded into docker.io when a reference is parsed
 HUB_API_HOST = "registry-1.docker.io"  # where docker.io's distribution API is served
@@ -50,11 +47,15 @@ def host_of(hostport: str) -> str:
 
 def netloc(url: str) -> str:
     """host[:port] of a URL, lower-cased, without any userinfo."""
+    from urllib.parse import urlsplit  # here, like ipaddress below: --check parses no URL and no address
+
     return urlsplit(url).netloc.rpartition("@")[2].lower()
 
 
 def origin(url: str) -> tuple[str, str]:
     """(scheme, host[:port]): two URLs share credentials only when these are equal."""
+    from urllib.parse import urlsplit
+
     return urlsplit(url).scheme.lower(), netloc(url)
 
 
@@ -63,6 +64,8 @@ def address_class(address: str) -> str | None:
     host = host_of(address)
     if host == "localhost" or host.endswith(".localhost"):
         return LOOPBACK
+    import ipaddress
+
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])  # drop an IPv6 zone (fe80::1%eth0)
     except ValueError:
