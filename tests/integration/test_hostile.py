@@ -689,3 +689,115 @@ def test_many_threads_against_one_flaky_registry(tmp_path, good, bad, capsys):
     for i in range(20):
         digest = "sha256:" + hashlib.sha256(manifest(f"r{i}")[0]).hexdigest()
         assert (root / f"s{i}" / "Dockerfile").read_text() == f"FROM {bad.host}/r{i}:1@{digest}\n"
+
+
+# ------------------------------------------------------------------------------------------------ realms and redirects
+
+
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every address a socket connects to; a non-loopback one is refused (and recorded), so tests never leave."""
+    seen: list[object] = []
+    real_connect = socket.socket.connect
+
+    def connect(sock: socket.socket, address: object) -> None:
+        seen.append(address)
+        host = address[0] if isinstance(address, tuple) else ""
+        if isinstance(host, str) and not (host.startswith("127.") or host == "::1"):
+            raise ConnectionRefusedError(f"test refused a non-loopback connect to {host}")
+        real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return seen
+
+
+def _outside(connects: list[object]) -> list[object]:
+    return [a for a in connects if isinstance(a, tuple) and not str(a[0]).startswith(("127.", "::1"))]
+
+
+@pytest.mark.parametrize(
+    ("realm", "why"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("https://169.254.169.254/latest/meta-data/", "link-local"),
+        ("https://10.0.0.5:8080/admin/token", "private"),
+        ("https://[fd00::5]/token", "private"),
+        ("https://0.0.0.0:8080/token", "unspecified"),
+    ],
+)
+def test_a_realm_on_an_internal_address_is_refused(tmp_path, good, bad, capsys, connects, realm, why):
+    bad.handler = _token_registry(realm)
+    registry = f"evil.test:{bad.port}"  # a name: the fake resolver sends it to this machine
+    tree = make_tree(tmp_path, f"{registry}/broken:1", good)
+    rc, text = pin(tree, capsys, "--insecure-registry", registry)
+    message = assert_failed_cleanly(tree, good, rc, text, registry, realm.split("/")[2], why)
+    assert "realm" in message
+    assert _outside(connects) == [], "an internal address was contacted"
+
+
+def test_a_realm_named_by_a_host_that_resolves_inside_is_refused(tmp_path, good, bad, capsys, connects,
+                                                                  monkeypatch):
+    """A public-looking name that resolves to a link-local address counts as that address."""
+    dns = socket.getaddrinfo
+
+    def resolve(host: object, port: object, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        if host == "metadata.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", port or 0))]
+        return dns(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    bad.handler = _token_registry("https://metadata.test/latest/meta-data/")
+    registry = f"evil.test:{bad.port}"
+    tree = make_tree(tmp_path, f"{registry}/broken:1", good)
+    rc, text = pin(tree, capsys, "--insecure-registry", registry)
+    assert_failed_cleanly(tree, good, rc, text, registry, "metadata.test", "link-local")
+    assert _outside(connects) == []
+
+
+@pytest.mark.parametrize(
+    ("location", "why"),
+    [
+        ("http://10.0.0.5:8080/admin/secrets", "private"),
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://[fe80::1]/x", "link-local"),
+    ],
+)
+def test_a_redirect_to_an_internal_address_is_refused(tmp_path, good, bad, capsys, connects, location, why):
+    bad.handler = on_manifests(Reply(307, [("Location", location)]))
+    registry = f"evil.test:{bad.port}"
+    tree = make_tree(tmp_path, f"{registry}/broken:1", good)
+    rc, text = pin(tree, capsys, "--insecure-registry", registry)
+    message = assert_failed_cleanly(tree, good, rc, text, registry, location.split("/")[2], why)
+    assert "redirect" in message
+    assert _outside(connects) == []
+
+
+def test_an_https_to_http_redirect_is_refused(tmp_path, good, capsys, connects, cli_home):
+    ctx, _ca = _tls_context(tmp_path, "127.0.0.1")
+    plain = HostileServer(lambda seen: serve_manifest(OTHER_BODY, OTHER_DIGEST)).start()
+    try:
+        with HostileServer(ssl_context=ctx) as tls:
+            tls.handler = on_manifests(Reply(307, [("Location", f"http://127.0.0.1:{plain.port}/m")]))
+            certs = cli_home / ".docker" / "certs.d" / tls.host
+            certs.mkdir(parents=True)
+            (certs / "ca.crt").write_bytes(_ca.read_bytes())
+            tree = make_tree(tmp_path, f"{tls.host}/broken:1", good)
+            rc, text = pin(tree, capsys)
+            assert_failed_cleanly(tree, good, rc, text, tls.host, "https", "http://")
+            assert plain.requests == [], "the plain-http target was contacted"
+    finally:
+        plain.stop()
+
+
+@pytest.mark.parametrize("identity_token", [False, True], ids=["password", "identity-token"])
+def test_a_token_request_is_never_redirected_to_another_origin(tmp_path, good, bad, capsys, login, identity_token):
+    """A 307 keeps the method and the body: the refresh token (or Basic password) would go to the collector."""
+    login(bad.host, identity_token=identity_token)
+    with HostileServer(lambda seen: Reply(200, [("Content-Type", "application/json")], b'{"token": "x"}')) as sink:
+        collector = f"localhost:{sink.port}"  # another origin: a different host name and port
+        token_redirect = Reply(307, [("Location", f"http://{collector}/collect")])
+        bad.handler = _token_registry(f"http://127.0.0.1:{bad.port}/token", token_redirect)
+        tree = make_tree(tmp_path, f"{bad.host}/broken:1", good)
+        rc, text = pin(tree, capsys)
+        assert sink.requests == [], "the collector received the token request"
+    assert_failed_cleanly(tree, good, rc, text, bad.host, "redirect", collector)
