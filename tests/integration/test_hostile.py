@@ -801,3 +801,90 @@ def test_a_token_request_is_never_redirected_to_another_origin(tmp_path, good, b
         rc, text = pin(tree, capsys)
         assert sink.requests == [], "the collector received the token request"
     assert_failed_cleanly(tree, good, rc, text, bad.host, "redirect", collector)
+
+
+# ------------------------------------------------------------------------------------------------ time
+
+
+def _many_refs_tree(tmp_path: Path, registry: str, good: HostileServer, count: int = 10) -> Tree:
+    tree = make_tree(tmp_path, f"{registry}/broken0:1", good)
+    text = "".join(f"FROM {registry}/broken{i}:1 AS s{i}\n" for i in range(count))
+    tree.bad.write_text(text)
+    return Tree(tree.root, tree.bad, tree.good, text.encode(), tree.good_bytes)
+
+
+def _error_lines(tree: Tree, text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(f"{tree.bad}:")]
+
+
+def test_a_silent_registry_is_given_up_once_for_every_reference(tmp_path, good, bad, capsys):
+    """Ten references to a server that accepts and never answers: one round of tries, then every reference fails
+    at once with that error (no ping again, no three more tries per reference)."""
+    bad.handler = lambda seen: Reply(hang=True)
+    tree = _many_refs_tree(tmp_path, bad.host, good)
+    started = time.monotonic()
+    rc = main(["--timeout", "1", str(tree.root)])
+    elapsed = time.monotonic() - started
+    text = "".join(capsys.readouterr())
+    assert rc == 2, text
+    errors = _error_lines(tree, text)
+    assert len(errors) == 10, text
+    assert len({line.split(": ", 2)[2] for line in errors}) == 1, "every reference gets the same error"
+    assert "timed out waiting for a response" in errors[0]
+    assert tree.bad.read_bytes() == tree.bad_bytes
+    assert elapsed < 10, f"took {elapsed:.1f}s"
+    assert len([s for s in bad.requests if s.path.startswith("/v2/")]) <= 3, [s.path for s in bad.requests]
+
+
+@pytest.mark.parametrize("where", ["ping", "manifest"])
+def test_a_server_trickling_header_lines_is_cut_off(tmp_path, good, bad, capsys, where):
+    """One header line a second keeps every socket read short; only a limit on the whole attempt ends it."""
+    trickle = Reply(drip=0.5, drips=[b"HTTP/1.1 200 OK\r\n"] + [f"X-Slow-{i}: {i}\r\n".encode() for i in range(90)])
+    bad.handler = on_manifests(trickle) if where == "manifest" else lambda seen: trickle
+    tree = make_tree(tmp_path, f"{bad.host}/broken:1", good)
+    started = time.monotonic()
+    rc, text = pin(tree, capsys, "--timeout", "1")
+    assert time.monotonic() - started < 15
+    assert_failed_cleanly(tree, good, rc, text, "timed out waiting for a response")
+
+
+@pytest.mark.parametrize("where", ["ping", "manifest"])
+def test_a_server_trickling_the_body_is_cut_off(tmp_path, good, bad, capsys, where):
+    """200 with Content-Length: 100000, then a byte a second: the body read is bounded in time, not only size."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+    trickle = Reply(drip=0.5, drips=[head] + [b"{"] * 200)
+    bad.handler = on_manifests(trickle) if where == "manifest" else lambda seen: trickle
+    tree = make_tree(tmp_path, f"{bad.host}/broken:1", good)
+    started = time.monotonic()
+    rc, text = pin(tree, capsys, "--timeout", "1")
+    assert time.monotonic() - started < 15
+    assert_failed_cleanly(tree, good, rc, text, "timed out waiting for a response")
+
+
+def test_ten_references_to_a_hanging_host_end_at_the_deadline(bad):
+    """The client's own bound, whatever the per-request limit: a 5 s deadline ends ten lookups within it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pin_images.credentials import Keychain
+    from pin_images.errors import RegistryError
+    from pin_images.reference import parse
+    from pin_images.registry import RegistryClient
+
+    bad.handler = lambda seen: Reply(hang=True)
+    refs = [parse(f"{bad.host}/img{i}:1") for i in range(10)]
+    started = time.monotonic()
+    with RegistryClient(Keychain([]), timeout=(30.0, 30.0), deadline=5.0) as client:
+        client.prefetch(refs)
+
+        def one(ref):
+            try:
+                client.resolve(ref)
+            except RegistryError as exc:
+                return str(exc)
+            return "pinned?"
+
+        with ThreadPoolExecutor(8) as pool:
+            errors = list(pool.map(one, refs))
+    elapsed = time.monotonic() - started
+    assert elapsed < 8, f"took {elapsed:.1f}s"
+    assert len(errors) == 10 and all("deadline of 5s" in e for e in errors), errors
