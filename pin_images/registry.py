@@ -194,15 +194,23 @@ class RegistryClient:
         return hostport.lower() in self._insecure or host_of(hostport) in self._insecure
 
     def _with_mirrors(self, ref: Reference, fn: Callable[[Endpoint], T]) -> T:
+        """``fn`` on each mirror in turn, then on the registry; a failure there names what each mirror said."""
         endpoints = self._endpoints(ref.registry)
+        answers: list[str] = []
         for ep in endpoints[:-1]:
             try:
                 return fn(ep)
             except _PlatformMissing:
                 raise  # the mirror has the image; its platform list is the answer, as docker takes it
-            except (NotFoundError, RegistryConnectionError):
-                continue  # as docker's registry-mirrors: a miss or an outage falls through to the next
-        return fn(endpoints[-1])
+            except RegistryError as exc:
+                # As docker's registry-mirrors: a miss, a refusal or an outage falls through to the next.
+                answers.append(f"mirror {ep.host}: {exc}")
+        try:
+            return fn(endpoints[-1])
+        except RegistryError as exc:
+            if not answers:
+                raise
+            raise type(exc)(f"{exc} (mirrors tried first: {'; '.join(answers)})", exc.host) from None
 
     # ----------------------------------------------------------------------------------------------- resolution
 
