@@ -332,11 +332,9 @@ class AuthsSource:
     def __init__(self, config: ConfigFile, containers: bool = False) -> None:
         self._config = config
         self._key_host = _containers_key_host if containers else _docker_key_host
-        self._containers = containers
 
     def describe(self, host: str) -> str | None:
-        if self._containers and not self._config.exists:
-            return None  # only one of several candidate files usually exists; don't list the others
+        # Named even when absent: a 401 then says every place a login could have been stored.
         missing = "" if self._config.exists else " (no such file)"
         return f"auths in {self._config.path}{missing}"
 

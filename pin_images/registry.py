@@ -279,7 +279,9 @@ class RegistryClient:
     ) -> PlatformChild:
         child = mf.select_child(children, platform)
         if child is None:
-            available = ", ".join(sorted({str(c.platform) for c in children if c.platform})) or "none"
+            # buildx's attestation manifests say unknown/unknown: not a platform anyone can ask for.
+            shown = {str(c.platform) for c in children if c.platform and c.platform.os != "unknown"}
+            available = ", ".join(sorted(shown)) or "none"
             raise _PlatformMissing(
                 f"no {platform} image for {_what(lookup)} in {ref.name} (available: {available})", ep.host
             )

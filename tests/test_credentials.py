@@ -211,9 +211,22 @@ def test_empty_entries_are_no_credential(s: Setup, entry: dict[str, Any]) -> Non
 
 
 def test_missing_config_is_anonymous(s: Setup) -> None:
+    """Every file looked in is named, the containers auth file too, so a 401 says where a login would go."""
     keychain = s.keychain()
     assert keychain.get("quay.io") is None
-    assert keychain.tried("quay.io") == [f"auths in {s.config_path} (no such file)"]
+    assert keychain.tried("quay.io") == [
+        f"auths in {s.config_path} (no such file)",
+        f"auths in {s.home / '.config' / 'containers' / 'auth.json'} (no such file)",
+    ]
+
+
+def test_every_containers_auth_file_looked_in_is_named(s: Setup, tmp_path: Path) -> None:
+    s.env["XDG_RUNTIME_DIR"] = str(tmp_path / "run")
+    assert s.keychain().tried("quay.io") == [
+        f"auths in {s.config_path} (no such file)",
+        f"auths in {tmp_path / 'run' / 'containers' / 'auth.json'} (no such file)",
+        f"auths in {s.home / '.config' / 'containers' / 'auth.json'} (no such file)",
+    ]
 
 
 @pytest.mark.parametrize("text", ["", "  \n"])
@@ -633,7 +646,11 @@ def test_google_adc_not_configured_is_anonymous(s: Setup) -> None:
 
     keychain = s.keychain(google_default=FakeDefault(error=DefaultCredentialsError("no ADC")))
     assert keychain.get("gcr.io") is None
-    assert keychain.tried("gcr.io") == [f"auths in {s.config_path} (no such file)", GOOGLE_SOURCE]
+    assert keychain.tried("gcr.io") == [
+        f"auths in {s.config_path} (no such file)",
+        f"auths in {s.home / '.config' / 'containers' / 'auth.json'} (no such file)",
+        GOOGLE_SOURCE,
+    ]
 
 
 def test_google_refresh_failure_is_an_error_with_a_hint(s: Setup) -> None:

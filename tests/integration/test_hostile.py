@@ -322,9 +322,12 @@ def test_401_without_credentials(tmp_path, good, bad, capsys):
     bad.handler = on_manifests(basic, ping=basic)
     tree = make_tree(tmp_path, f"{bad.host}/broken:1", good)
     rc, text = pin(tree, capsys)
-    assert_failed_cleanly(tree, good, rc, text, "requires authentication (HTTP 401)", "no credentials found",
-                          f"docker login {bad.host}")
+    message = assert_failed_cleanly(tree, good, rc, text, "requires authentication (HTTP 401)", "no credentials found",
+                                    f"docker login {bad.host}")
     assert all(s.authorization is None for s in bad.requests)
+    # Every place a login could have been stored is named: docker's config and the containers auth file.
+    assert "config.json (no such file)" in message
+    assert str(Path(os.environ["HOME"]) / ".config" / "containers" / "auth.json") in message
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
