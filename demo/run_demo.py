@@ -1,4 +1,4 @@
-"""Watch pin-images pin the Dockerfiles in examples/ with no internet access.
+"""Watch pin-images pin the Dockerfiles, Compose, Kubernetes, CI and devcontainer files in examples/ offline.
 
     pip install . && sudo apt-get install docker-registry    # once
     python demo/run_demo.py                                  # from the root of a clone
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this clone's pin_images and its tests/support helpers
 
-from pin_images import dockerfile, files  # noqa: E402
+from pin_images import files, kinds  # noqa: E402
 from pin_images.errors import PinImagesError  # noqa: E402
 from pin_images.reference import Reference, parse  # noqa: E402
 
@@ -37,10 +37,16 @@ def say(text: str) -> None:
 def images_used(examples: Path) -> list[Reference]:
     """Every reference that pin-images would resolve in ``examples``, read the way pin-images reads them."""
     found: dict[str, Reference] = {}
-    for path in files.find_dockerfiles([str(examples)]):
-        for use in dockerfile.scan(files.read_file(path), path):
-            # Ignored by pragma, built from platform ARGs or from an ARG with no value: pin-images leaves these alone.
-            if use.status != dockerfile.OK or use.image is None:
+    discovered = files.discover([str(examples)])
+    if discovered.errors:
+        raise discovered.errors[0]
+    for path in discovered.paths:
+        kind = kinds.kind_for_named_file(path)
+        if kind is None:
+            continue
+        for use in kinds.scan_file(kind, files.read_file(path), path, kinds.ScanOptions()).uses:
+            # Ignored by pragma, built from platform ARGs, from an ARG with no value or a variable: left alone.
+            if use.status != "ok" or use.image is None:
                 continue
             ref = parse(use.image)
             if ref.digest is None or ref.tag is not None:

@@ -3,44 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import difflib
-import functools
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from typing import IO, Callable, Optional
+from collections.abc import Sequence
+from typing import IO, Callable
 from urllib.parse import urlsplit
 
-from . import __version__, dockerfile, files
+from . import __version__
 from .config import FileConfig, find_config, load_config, registry_key
-from .dockerfile import Edit
-from .errors import ConfigError, DockerfileError, PinImagesError
+from .errors import ConfigError, PinImagesError
+from .kinds import KINDS
 from .manifest import Platform, parse_platform
-from .reference import Reference
 from .report import EXIT_ERROR, FORMATS, Report, exit_code, write_report
-from .resolve import (
-    CHANGES,
-    ERROR,
-    PINNED,
-    STALE,
-    UNPINNED,
-    Finding,
-    Options,
-    Outcome,
-    Plan,
-    Resolver,
-    Target,
-    classify,
-    finish,
-    resolve_targets,
-    span_texts,
-)
+from .resolve import DEFAULT_JOBS, Options, Resolver
+from .run import DEFAULT_TIMEOUT, Settings, run
+
+__all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "build_parser", "main", "make_resolver"]
 
 CA_DIRS = ("/etc/docker/certs.d", "/etc/containers/certs.d", "~/.docker/certs.d", "~/.config/containers/certs.d")
-DEFAULT_JOBS = 8
-DEFAULT_TIMEOUT = 30.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     sel = p.add_argument_group("selection and output")
     sel.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                      help="skip paths matching GLOB (repeatable)")
+    sel.add_argument("--kind", action="append", default=[], metavar="KIND[,KIND]",
+                     help=f"read only these file kinds: {', '.join(KINDS)} (default all)")
     sel.add_argument("--ignore-image", action="append", default=[], metavar="GLOB",
                      help="never pin references matching GLOB, e.g. 'registry.internal/*' (repeatable)")
     sel.add_argument("--config", metavar="FILE",
@@ -84,21 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("-v", "--verbose", action="store_true", help="also print pinned and skipped references")
     sel.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
-
-
-@dataclass
-class Settings:
-    paths: list[str]
-    options: Options
-    dry_run: bool = False
-    mirrors: dict[str, list[str]] = field(default_factory=dict)
-    insecure: list[str] = field(default_factory=list)
-    build_args: dict[str, str] = field(default_factory=dict)
-    timeout: float = DEFAULT_TIMEOUT
-    excludes: list[str] = field(default_factory=list)
-    fmt: str = "text"
-    quiet: bool = False
-    verbose: bool = False
 
 
 def _relative_globs(globs: Sequence[str], config_path: str | None, cwd: str) -> list[str]:
@@ -154,6 +121,10 @@ def settings_from_args(args: argparse.Namespace, cfg: FileConfig | None = None, 
         raise ConfigError("-q and -v cannot be used together")
     update = args.update if args.update is not None else bool(cfg.update)
     ignore_images = [*cfg.ignore_images, *args.ignore_image]
+    selected = [k.strip() for item in args.kind for k in item.split(",") if k.strip()] or cfg.kinds
+    for name in selected:
+        if name not in KINDS:
+            raise ConfigError(f"--kind {name!r}: unknown file kind; expected one of {', '.join(KINDS)}")
     return Settings(
         paths=args.paths or ["."],
         options=Options(check=args.check, update=update, platform=platform, jobs=jobs,
@@ -167,6 +138,7 @@ def settings_from_args(args: argparse.Namespace, cfg: FileConfig | None = None, 
         fmt=args.format or cfg.format or "text",
         quiet=args.quiet,
         verbose=args.verbose,
+        kinds=tuple(dict.fromkeys(selected)),
     )
 
 
@@ -199,196 +171,14 @@ def make_resolver(settings: Settings, env: dict[str, str]) -> Resolver:
     )
 
 
-ScanResult = tuple[str, str, list[dockerfile.ImageUse], list[str], Optional[PinImagesError]]
-PARALLEL_SCAN_MIN = 128  # files; below this a process pool costs more than it saves
+def _progress_to(stream: IO[str]) -> Callable[[int, int], None]:
+    """A progress callback that keeps one line on a terminal up to date."""
 
+    def show(done: int, total: int) -> None:
+        stream.write(f"\rpin-images: resolved {done}/{total} references")
+        stream.flush()
 
-def _scan_one(path: str, build_args: dict[str, str]) -> ScanResult:
-    """Read and scan one file: (path, sha256 of its bytes, uses, span texts, error)."""
-    try:
-        data = files.read_file(path)
-        uses = dockerfile.scan(data, path, build_args)
-    except PinImagesError as exc:
-        return path, "", [], [], exc
-    return path, files.digest_bytes(data), uses, span_texts(data.decode("utf-8", "surrogateescape"), uses), None
-
-
-def _scan_all(paths: list[str], build_args: dict[str, str], started: Callable[[], None]) -> Iterator[ScanResult]:
-    """Scan files in order; a large tree is scanned by a pool of processes (scanning is CPU-bound Python).
-
-    ``started`` runs once any worker processes exist: threads must not be started before a fork.
-    """
-    workers = min(8, os.cpu_count() or 1)
-    if len(paths) < PARALLEL_SCAN_MIN or workers < 2 or sys.platform == "win32":
-        started()
-        for path in paths:
-            yield _scan_one(path, build_args)
-        return
-    import multiprocessing  # only here: it costs the small runs (pre-commit, --check on a few files) nothing
-
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers) as pool:
-        started()
-        yield from pool.imap(functools.partial(_scan_one, build_args=build_args), paths, chunksize=16)
-
-
-def run(settings: Settings, resolver: Resolver | None = None, env: dict[str, str] | None = None,
-        progress: IO[str] | None = None) -> Report:
-    """Scan, resolve, edit and write; returns everything the caller needs to report."""
-    options = settings.options
-    mode = "check" if options.check else ("dry-run" if settings.dry_run else "write")
-    report = Report(mode=mode, update=options.update, platform=str(options.platform) if options.platform else None)
-    plan = Plan()
-    digests: dict[str, str] = {}
-    paths: dict[str, None] = {}
-    for root in settings.paths:
-        # One path at a time, so that one typo does not hide every other finding.
-        try:
-            paths.update(dict.fromkeys(files.find_dockerfiles([root], settings.excludes)))
-        except PinImagesError as exc:
-            report.file_errors.append(exc)
-    # Build the registry client (importing requests) while the files are scanned, if the network may be needed.
-    client_builder = ThreadPoolExecutor(max_workers=1)
-    client: Future[Resolver] | None = None
-    environ = dict(env if env is not None else os.environ)
-
-    def build_client() -> None:
-        nonlocal client
-        if resolver is None and (not options.check or options.update):
-            client = client_builder.submit(make_resolver, settings, environ)
-
-    try:
-        registries: set[str] = set()
-        # Only each file's hash and its uses are kept, not its bytes: memory grows with references, not with files.
-        for path, digest, uses, spans, error in _scan_all(list(paths), settings.build_args, build_client):
-            if error is not None:
-                report.file_errors.append(error)
-                continue
-            report.files_scanned += 1
-            digests[path] = digest
-            known = len(plan.pending)
-            classify(path, spans, uses, options, plan)
-            for p in plan.pending[known:]:
-                if client is not None and p.ref.registry not in registries:
-                    # Learn the registry's challenge while the scan goes on: one round trip fewer after it.
-                    registries.add(p.ref.registry)
-                    client_builder.submit(_learn_challenge, client, p.ref)
-
-        outcomes: dict[Target, Outcome] = {}
-        # Files are edited and written as soon as every reference they need has resolved, overlapping the requests
-        # still in flight; each write is atomic, so an interruption leaves every file whole (old or new).
-        with ThreadPoolExecutor(max_workers=4) as writer:
-            writes: dict[str, Future[tuple[bool, str | None]]] = {}
-
-            def write_when_ready(path: str, findings: list[Finding]) -> None:
-                edits = [f.edit for f in findings if f.edit is not None]
-                # A file with any failed reference is left untouched.
-                if edits and not any(f.status == ERROR for f in findings):
-                    writes[path] = writer.submit(_write_one, path, edits, digests[path], settings)
-
-            if plan.pending:
-                if resolver is None:
-                    resolver = client.result() if client is not None else make_resolver(settings, environ)
-                outcomes = _resolve(plan, resolver, options, progress, write_when_ready)
-            report.findings = finish(plan, outcomes, options)
-    finally:
-        # Queued challenge lookups are only a head start; never let them hold up the exit.
-        client_builder.shutdown(wait=False, cancel_futures=True)
-    _collect_writes(report, writes)
-    return report
-
-
-def _learn_challenge(client: Future[Resolver], ref: Reference) -> None:
-    learn = getattr(client.result(), "learn_challenges", None)
-    if learn is not None:
-        learn([ref])
-
-
-def _resolve(plan: Plan, resolver: Resolver, options: Options, progress: IO[str] | None,
-             file_ready: Callable[[str, list[Finding]], None]) -> dict[Target, Outcome]:
-    """Resolve every unique target; call ``file_ready`` with a file's findings once all its targets are in."""
-    work: dict[Target, Reference] = {}
-    for p in plan.pending:
-        work.setdefault(p.target, p.ref)
-    prefetch = getattr(resolver, "prefetch_tokens", None)
-    if prefetch is not None:
-        prefetch(list(work.values()))
-    per_file = plan.by_file()
-    waiting = {path: {p.target for p in sub.pending} for path, sub in per_file.items() if sub.pending}
-    files_of: dict[Target, list[str]] = {}
-    for path, targets in waiting.items():
-        for t in targets:
-            files_of.setdefault(t, []).append(path)
-    outcomes: dict[Target, Outcome] = {}
-
-    def on_result(target: Target, outcome: Outcome) -> None:
-        outcomes[target] = outcome
-        if progress is not None:
-            progress.write(f"\rpin-images: resolved {len(outcomes)}/{len(work)} references")
-            progress.flush()
-        for path in files_of[target]:
-            waiting[path].discard(target)
-            if not waiting[path]:
-                file_ready(path, finish(per_file[path], outcomes, options))
-
-    resolve_targets(work.items(), resolver, options.jobs, on_result)
-    if progress is not None:
-        progress.write("\r\033[K")
-    return outcomes
-
-
-def _collect_writes(report: Report, writes: dict[str, Future[tuple[bool, str | None]]]) -> None:
-    """Record each file's write in file order; a failed write turns its pins back into unpinned/stale."""
-    failed: set[str] = set()
-    for path in sorted(writes, key={f.path: i for i, f in enumerate(report.findings)}.get):
-        try:
-            changed, diff = writes[path].result()
-        except PinImagesError as exc:
-            report.file_errors.append(exc)
-            failed.add(path)
-            continue
-        if changed:
-            report.changed_files.append(path)
-        if diff:
-            report.diffs.append(diff)
-    if failed:
-        # Nothing was written to those files after all: their references are still unpinned or stale.
-        report.findings = [
-            replace(f, status=UNPINNED if f.status == PINNED else STALE, edit=None, message="not written")
-            if f.path in failed and f.status in CHANGES else f
-            for f in report.findings
-        ]
-
-
-def _new_bytes(path: str, edits: list[Edit], expected: str) -> tuple[bytes, bytes]:
-    """Re-read ``path`` (only its hash was kept) and apply ``edits``: (old bytes, new bytes)."""
-    data = files.read_file(path)
-    if files.digest_bytes(data) != expected:
-        raise DockerfileError("changed on disk while pin-images was running; not overwritten, run again", path)
-    try:
-        return data, dockerfile.apply(data, edits)
-    except ValueError as exc:
-        raise DockerfileError(f"conflicting edits ({exc}); not written", path) from None
-
-
-def _write_one(path: str, edits: list[Edit], expected: str, settings: Settings) -> tuple[bool, str | None]:
-    """Write (or diff) one file: (changed, diff)."""
-    data, new = _new_bytes(path, edits, expected)
-    if new == data:
-        return False, None
-    if settings.dry_run:
-        return True, _diff(path, data, new)
-    if not settings.options.check:
-        files.replace_file(path, new, expected)
-    return True, None
-
-
-def _diff(path: str, old: bytes, new: bytes) -> str:
-    def lines(data: bytes) -> list[str]:
-        return data.decode("utf-8", "replace").splitlines(keepends=True)
-
-    out = difflib.unified_diff(lines(old), lines(new), fromfile=f"a/{path}", tofile=f"b/{path}")
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out)
+    return show
 
 
 def _fail(exc: PinImagesError, fmt: str | None, args: argparse.Namespace) -> int:
@@ -416,8 +206,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PinImagesError as exc:
         return _fail(exc, args.format, args)
     show_progress = settings.fmt == "text" and not settings.quiet and sys.stderr.isatty()
+    environ = dict(os.environ)
     try:
-        report = run(settings, progress=sys.stderr if show_progress else None)
+        report = run(settings, lambda: make_resolver(settings, environ),
+                     progress=_progress_to(sys.stderr) if show_progress else None)
+        if show_progress:
+            sys.stderr.write("\r\033[K")
     except PinImagesError as exc:
         return _fail(exc, settings.fmt, args)
     except KeyboardInterrupt:

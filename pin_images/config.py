@@ -1,7 +1,8 @@
 """Project configuration: find and validate ``.pin-images.toml`` or ``[tool.pin-images]`` in ``pyproject.toml``.
 
-Search rule: walk up from the start directory to the filesystem root; in each directory ``.pin-images.toml``
-(top-level keys) wins, then a ``pyproject.toml`` that has a ``[tool.pin-images]`` table; the first hit applies.
+Search rule: walk up from the start directory, stopping at the root of the git work tree (the directory with a
+``.git`` entry) or, outside git, at the filesystem root; in each directory ``.pin-images.toml`` (top-level keys) wins,
+then a ``pyproject.toml`` that has a ``[tool.pin-images]`` table; the first hit applies.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from .errors import ConfigError, InvalidReferenceError
 from .hosts import canonical_registry
 from .manifest import parse_platform
+from .reference import parse as parse_reference
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -46,6 +48,7 @@ class FileConfig:
     insecure_registries: list[str] = field(default_factory=list)
     format: str | None = None
     update: bool | None = None
+    kinds: list[str] = field(default_factory=list)
 
 
 def find_config(start: str) -> str | None:
@@ -67,7 +70,8 @@ def find_config(start: str) -> str | None:
             if isinstance(tool, dict) and "pin-images" in tool:
                 return pyproject
         parent = os.path.dirname(directory)
-        if parent == directory:
+        # A repository's settings are its own: a file above its root (a home directory's) must not change them.
+        if parent == directory or os.path.lexists(os.path.join(directory, ".git")):
             return None
         directory = parent
 
@@ -94,14 +98,33 @@ def load_for(start: str) -> FileConfig:
 
 
 def matches_ignore(patterns: Sequence[str], written: str, normalized_name: str) -> bool:
-    """True when a glob matches the reference as written or normalised, with or without its tag and digest.
+    """True when a glob matches the reference in any of its spellings, with or without its tag and digest.
 
-    Stripping the tag lets ``python`` or ``docker.io/library/python`` ignore every ``python:...`` use, which is
-    what people mean; ``*`` also crosses ``/`` (fnmatch), so ``registry.internal/*`` covers nested repositories.
-    Matching is case-sensitive because tags are.
+    The spellings are: as written, normalised (``docker.io/library/alpine:3.20``) and, for Docker Hub, the short
+    form (``alpine:3.20``, ``bitnami/redis:7``); so ``alpine``, ``alpine:*`` and ``docker.io/library/alpine`` all
+    match both ``FROM alpine:3.20`` and ``FROM docker.io/library/alpine:3.20``. Stripping the tag lets ``python``
+    ignore every ``python:...`` use, which is what people mean; ``*`` also crosses ``/`` (fnmatch), so
+    ``registry.internal/*`` covers nested repositories. Matching is case-sensitive because tags are.
     """
-    candidates = {written, normalized_name, _bare_name(written), _bare_name(normalized_name)}
-    return any(fnmatch.fnmatchcase(c, p) for p in patterns for c in candidates if c)
+    candidates: set[str] = set()
+    for spelling in (written, normalized_name, _docker_hub_short(normalized_name)):
+        candidates.update((spelling, spelling.split("@", 1)[0], _bare_name(spelling)))
+    return any(fnmatch.fnmatchcase(c, p) for p in _pattern_forms(patterns) for c in candidates if c)
+
+
+def _pattern_forms(patterns: Sequence[str]) -> list[str]:
+    """Each pattern, plus the normalised spelling of one without wildcards (``docker.io/alpine``)."""
+    forms = []
+    for pattern in patterns:
+        forms.append(pattern)
+        if pattern and not any(ch in pattern for ch in "*?["):
+            try:
+                ref = parse_reference(pattern)
+            except InvalidReferenceError:
+                continue
+            # Not ref.normalized: that adds an implicit ":latest" the pattern did not ask for.
+            forms.append(ref.name + (f":{ref.tag}" if ref.tag else "") + (f"@{ref.digest}" if ref.digest else ""))
+    return forms
 
 
 def _bare_name(reference: str) -> str:
@@ -110,6 +133,16 @@ def _bare_name(reference: str) -> str:
     slash = name.rfind("/")
     colon = name.rfind(":")
     return name[:colon] if colon > slash else name
+
+
+def _docker_hub_short(normalized: str) -> str:
+    """``docker.io/library/alpine:3.20`` -> ``alpine:3.20``, ``docker.io/bitnami/redis`` -> ``bitnami/redis``."""
+    if not normalized.startswith("docker.io/"):
+        return ""
+    rest = normalized[len("docker.io/") :]
+    if rest.startswith("library/") and "/" not in rest[len("library/") :].split("@", 1)[0]:
+        rest = rest[len("library/") :]
+    return rest
 
 
 def _read_toml(path: str) -> dict[str, Any]:
@@ -246,6 +279,16 @@ def _update(value: Any, where: str) -> bool:
     return value
 
 
+def _kinds(value: Any, where: str) -> list[str]:
+    from .kinds import KINDS
+
+    names = _string_list(value, where)
+    for i, name in enumerate(names):
+        if name not in KINDS:
+            raise ConfigError(f"{where}[{i}]: unknown file kind {_show(name)}; expected one of {', '.join(KINDS)}")
+    return names
+
+
 def _insecure(value: Any, where: str) -> list[str]:
     return [registry_key(host) for host in _string_list(value, where)]
 
@@ -262,6 +305,7 @@ _KEYS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "insecure-registries": ("insecure_registries", _insecure),
     "format": ("format", _format),
     "update": ("update", _update),
+    "kinds": ("kinds", _kinds),
 }
 KEYS = tuple(_KEYS)
 

@@ -9,8 +9,6 @@ class PinImagesError(Exception):
     ``str(err)`` is the complete one-line message shown to the user; it never contains a secret.
     """
 
-    exit_code = 2
-
 
 class InvalidReferenceError(PinImagesError):
     """An image reference that the distribution reference grammar rejects."""
@@ -19,9 +17,6 @@ class InvalidReferenceError(PinImagesError):
         self.text = text
         self.cause = cause
         super().__init__(f"invalid image reference {text!r}: {cause}")
-
-    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # picklable with its fields (scans run in a pool)
-        return (type(self), (self.text, self.cause))
 
 
 class DockerfileError(PinImagesError):
@@ -35,9 +30,6 @@ class DockerfileError(PinImagesError):
         if line is not None:
             where = f"{where}:{line}"
         super().__init__(f"{where}: {cause}")
-
-    def __reduce__(self) -> tuple[type, tuple[str, str, int | None]]:  # picklable with its fields
-        return (type(self), (self.cause, self.path, self.line))
 
 
 class FileFormatError(DockerfileError):
@@ -54,9 +46,6 @@ class RegistryError(PinImagesError):
     def __init__(self, message: str, host: str = "") -> None:
         self.host = host
         super().__init__(message)
-
-    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # picklable with its fields
-        return (type(self), (str(self), self.host))
 
 
 class NotFoundError(RegistryError):

@@ -33,10 +33,8 @@ def _image(stream: yamlscan.Stream, node: yamlscan.Node | None, where: str) -> N
 def _job(stream: yamlscan.Stream, job: yamlscan.Node, where: str) -> None:
     fields = dict(yamlscan.mapping_items(job))
     _image(stream, fields.get("image"), f"{where}image")
-    services = fields.get("services")
-    if services is not None and yamlscan.is_sequence(services):
-        for i, service in enumerate(services.value):
-            _image(stream, service, f"{where}services[{i}]")
+    for i, service in enumerate(yamlscan.sequence_items(fields.get("services"))):
+        _image(stream, service, f"{where}services[{i}]")
 
 
 def _visit(stream: yamlscan.Stream) -> None:

@@ -10,6 +10,8 @@ import re
 from .uses import FileScan, ScanOptions
 
 KINDS = ("dockerfile", "compose", "kubernetes", "github", "gitlab", "devcontainer")
+# The kind of a YAML file known by no name: recognised by its content when scanned (nothing if it is not a manifest).
+BY_CONTENT = "kubernetes"
 
 # Kept in step with the `files` patterns in .pre-commit-hooks.yaml (tests compare the two).
 _COMPOSE_RE = re.compile(r"(?:docker-)?compose(?:\.[^/]+)?\.ya?ml")
@@ -43,22 +45,23 @@ def kind_for_name(path: str) -> str | None:
     if _DEVCONTAINER_RE.fullmatch(path):
         return "devcontainer"
     if _YAML_RE.fullmatch(name):
-        return "kubernetes"
+        return BY_CONTENT
     return None
 
 
-def kind_for_named_file(path: str, data: bytes) -> str | None:
-    """The kind of a file named on the command line (its name, else its content); None means skip it quietly.
+def kind_for_named_file(path: str, data: bytes = b"") -> str | None:
+    """The kind of a file named on the command line; None means skip it quietly.
 
-    A ``.yaml``/``.yml``/``.json`` file of no kind is skipped (pre-commit hands the hook every YAML file); any
-    other file is read as a Dockerfile.
+    Decided by the name, so a file of an unwanted kind is never read: a ``.json`` file of no kind is skipped, a
+    ``.yaml``/``.yml`` one is read by content (as a Kubernetes candidate, which yields nothing when it is not a
+    manifest; pre-commit hands the hook every YAML file), and any other file is read as a Dockerfile.
     """
     kind = kind_for_name(path)
     if kind is not None:
         return kind
     name = path.replace("\\", "/").rsplit("/", 1)[-1]
     if _DATA_RE.fullmatch(name):
-        return "kubernetes" if _YAML_RE.fullmatch(name.lower()) else None
+        return BY_CONTENT if _YAML_RE.fullmatch(name.lower()) else None
     return "dockerfile"
 
 

@@ -15,6 +15,8 @@ from .uses import FileScan
 KIND = "kubernetes"
 # Cheap test before composing: a manifest with an image names all three words (composing costs ~100 KB/s).
 _WORDS = (b"apiVersion", b"kind", b"image")
+# apiVersion prefixes of configuration files that look like manifests but whose `image:` keys are not pulled.
+_NOT_KUBERNETES = ("skaffold/",)
 _HELM_DIR_RE = re.compile(r"(?:^|[/\\])templates[/\\]")
 
 
@@ -31,9 +33,13 @@ def scan(data: bytes, path: str = "") -> FileScan:
 
 
 def is_manifest(doc: yamlscan.Node) -> bool:
-    """True for a document whose top level has both ``apiVersion`` and ``kind``."""
-    keys = {k for k, _ in yamlscan.mapping_items(doc)}
-    return "apiVersion" in keys and "kind" in keys
+    """True for a document whose top level has both ``apiVersion`` and ``kind``, unless it is a tool's own
+    configuration that borrows the shape (Skaffold's ``image:`` entries name images it builds)."""
+    fields = dict(yamlscan.mapping_items(doc))
+    if "apiVersion" not in fields or "kind" not in fields:
+        return False
+    api = yamlscan.scalar_value(fields["apiVersion"]) or ""
+    return not api.startswith(_NOT_KUBERNETES)
 
 
 def _visit(stream: yamlscan.Stream) -> None:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
-from . import __version__
+from . import __version__, files
+from .config import FORMATS as FORMATS  # one list, validated by the config and offered by the CLI
 from .errors import PinImagesError
 from .resolve import CHANGES, ERROR, FAILS_CHECK, PINNED, SKIPPED, STALE, UNPINNED, UPDATED, Finding
 
 JSON_SCHEMA_VERSION = 1
 EXIT_OK, EXIT_CHANGED, EXIT_ERROR = 0, 1, 2
-FORMATS = ("text", "json", "github", "sarif")
 INFO_URI = "https://github.com/pin-images/pin-images"
 
 
@@ -29,6 +31,16 @@ class Report:
     mode: str = "write"  # write | check | dry-run
     update: bool = False
     platform: str | None = None
+    config: str | None = None  # the configuration file that applied, if any
+
+
+def column_of(f: Finding) -> int | None:
+    """1-based column of the reference text, or None when the scanner did not say."""
+    return getattr(f, "column", 0) or None
+
+
+def kind_of(f: Finding) -> str:
+    return getattr(f, "kind", None) or "dockerfile"
 
 
 def exit_code(report: Report) -> int:
@@ -101,6 +113,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "mode": report.mode,
         "update": report.update,
         "platform": report.platform,
+        "config": report.config,
         "exit_code": exit_code(report),
         "summary": summary(report),
         "files_scanned": report.files_scanned,
@@ -109,6 +122,8 @@ def to_json(report: Report) -> dict[str, Any]:
             {
                 "file": f.path,
                 "line": f.line,
+                "column": column_of(f),
+                "kind": kind_of(f),
                 "reference": f.written,
                 "image": f.image,
                 "name": f.ref.name if f.ref else None,
@@ -147,7 +162,9 @@ def github_lines(report: Report) -> list[str]:
             level = "warning"
         else:
             continue
-        props = f"file={_gh_escape(f.path, True)},line={f.line},title=pin-images"
+        column = column_of(f)
+        col = f",col={column}" if column else ""
+        props = f"file={_gh_escape(f.path, True)},line={f.line}{col},title=pin-images"
         out.append(f"::{level} {props}::{_gh_escape(finding_line(f))}")
     return out
 
@@ -162,13 +179,27 @@ _RULES = {
 }
 
 
-def _uri(path: str) -> str:
-    # SARIF wants a URI reference: a relative path with spaces, % or # must be percent-encoded.
-    return quote(path.replace("\\", "/"), safe="/")
+def _uri(path: str, root: str | None) -> str:
+    """Relative to the repository root (what code scanning matches against a pull request's files), percent-encoded
+    (spaces, % and #); a file outside the root gets an absolute ``file:`` URI."""
+    rel = files.root_relative(path, root)
+    if os.path.isabs(rel):
+        return Path(rel).as_uri()
+    return quote(rel, safe="/")
 
 
-def to_sarif(report: Report) -> dict[str, Any]:
-    """SARIF 2.1.0: one result per unpinned or stale reference and per error, with file and line."""
+def _region(line: int | None, column: int | None) -> dict[str, int] | None:
+    if not line:
+        return None
+    return {"startLine": line, "startColumn": column} if column else {"startLine": line}
+
+
+def to_sarif(report: Report, root: str | None = None) -> dict[str, Any]:
+    """SARIF 2.1.0: one result per unpinned or stale reference and per error, with file, line and column.
+
+    ``root``: the directory URIs are relative to (default: the git work tree holding the working directory, else
+    the working directory).
+    """
     rule_ids = [r[0] for r in _RULES.values()]
     results = []
     for f in report.findings:
@@ -184,8 +215,8 @@ def to_sarif(report: Report) -> dict[str, Any]:
                 "locations": [
                     {
                         "physicalLocation": {
-                            "artifactLocation": {"uri": _uri(f.path)},
-                            "region": {"startLine": f.line},
+                            "artifactLocation": {"uri": _uri(f.path, root)},
+                            "region": _region(f.line, column_of(f)),
                         }
                     }
                 ],
@@ -200,8 +231,8 @@ def to_sarif(report: Report) -> dict[str, Any]:
             "message": {"text": str(e)},
         }
         if path:
-            region = {"startLine": e.line} if getattr(e, "line", None) else None
-            loc: dict[str, Any] = {"artifactLocation": {"uri": _uri(path)}}
+            region = _region(getattr(e, "line", None), None)
+            loc: dict[str, Any] = {"artifactLocation": {"uri": _uri(path, root)}}
             if region:
                 loc["region"] = region
             result["locations"] = [{"physicalLocation": loc}]
@@ -244,18 +275,19 @@ def _color_of(f: Finding) -> str | None:
 
 
 def write_report(report: Report, fmt: str, out: IO[str], err: IO[str], *, quiet: bool = False,
-                 verbose: bool = False, color: bool = False) -> None:
+                 verbose: bool = False, color: bool = False, root: str | None = None) -> None:
     """Print ``report`` in ``fmt``; machine formats go to ``out`` alone, text splits errors onto ``err``.
 
-    ``color`` adds ANSI colour to text findings (red failures, yellow warnings, green pins); the caller decides, from
-    the terminal and ``NO_COLOR``. Machine formats never get colour.
+    ``quiet`` hides successes and the summary, never the reason for a failure (an unpinned or stale reference, an
+    error). ``color`` adds ANSI colour to text findings (red failures, yellow warnings, green pins); the caller
+    decides, from the terminal and ``NO_COLOR``. Machine formats never get colour. ``root``: see ``to_sarif``.
     """
     if fmt == "json":
         json.dump(to_json(report), out, indent=2)
         out.write("\n")
         return
     if fmt == "sarif":
-        json.dump(to_sarif(report), out, indent=2)
+        json.dump(to_sarif(report, root), out, indent=2)
         out.write("\n")
         return
     if fmt == "github":
@@ -264,12 +296,14 @@ def write_report(report: Report, fmt: str, out: IO[str], err: IO[str], *, quiet:
         if not quiet:
             out.write(summary(report) + "\n")
         return
+    if verbose:
+        err.write(f"pin-images: configuration: {report.config or 'none found'}\n")
     for e in report.file_errors:
         err.write(_paint(str(e), _RED, color) + "\n")
     for f in report.findings:
-        if f.status == ERROR or (f.warning and not quiet):
+        if f.status == ERROR or (f.warning and (not quiet or f.status in FAILS_CHECK)):
             err.write(_paint(finding_line(f), _color_of(f), color) + "\n")
-        elif quiet:
+        elif quiet and f.status not in FAILS_CHECK:
             continue
         elif f.status in CHANGES or f.status in FAILS_CHECK or verbose:
             out.write(_paint(finding_line(f), _color_of(f), color) + "\n")

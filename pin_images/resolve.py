@@ -1,38 +1,62 @@
-"""The plan: classify every image use in every file, resolve each unique reference once, concurrently, map back."""
+"""The plan: classify every image use in every file, resolve each unique reference once, concurrently, and decide
+every finding's status (including the uses a failed file holds back)."""
 
 from __future__ import annotations
 
+import enum
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
-from typing import Callable, Protocol, Union
+from dataclasses import dataclass, field, replace
+from typing import Protocol, Union
 
-from . import dockerfile
 from .config import matches_ignore
-from .dockerfile import Edit, ImageUse
-from .errors import InvalidReferenceError, PinImagesError, RegistryError
+from .errors import InvalidReferenceError, RegistryError
 from .manifest import Platform, Resolution
 from .reference import Reference, parse
-from .uses import SKIP
+from .uses import Edit, ImageUse, Status
 
-# Finding statuses: stable strings, part of the JSON output.
-PINNED = "pinned"  # we added a digest (or would, with --dry-run)
-UPDATED = "updated"  # --update replaced a stale digest (or would)
-UP_TO_DATE = "up-to-date"  # already pinned; nothing to do
-UNPINNED = "unpinned"  # --check: no digest
-STALE = "stale"  # --check --update: the tag now points elsewhere
-SKIPPED = "skipped"  # ignored by pragma, platform ARG, digest-only, or an ARG with no value outside --check
-ERROR = "error"
+DEFAULT_JOBS = 8
+# Threads beyond this only queue on the per-registry limits; it bounds a run over many registries.
+MAX_THREADS = 64
+
+
+class FindingStatus(str, enum.Enum):
+    """What happened to one image use; the values are stable strings, part of the JSON output."""
+
+    PINNED = "pinned"  # we added a digest (or would, with --dry-run)
+    UPDATED = "updated"  # --update replaced a stale digest (or would)
+    UP_TO_DATE = "up-to-date"  # already pinned; nothing to do
+    UNPINNED = "unpinned"  # --check: no digest (or a digest that could not be written)
+    STALE = "stale"  # --check --update: the tag now points elsewhere
+    SKIPPED = "skipped"  # ignored by pragma, platform ARG, digest-only, or an ARG with no value outside --check
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+PINNED = FindingStatus.PINNED
+UPDATED = FindingStatus.UPDATED
+UP_TO_DATE = FindingStatus.UP_TO_DATE
+UNPINNED = FindingStatus.UNPINNED
+STALE = FindingStatus.STALE
+SKIPPED = FindingStatus.SKIPPED
+ERROR = FindingStatus.ERROR
 
 CHANGES = frozenset({PINNED, UPDATED})
 FAILS_CHECK = frozenset({UNPINNED, STALE})
 
 
 class Resolver(Protocol):
+    """What the run asks of a registry client; every method may be called from several threads at once."""
+
     def resolve(self, ref: Reference, platform: Platform | None = None) -> Resolution: ...
 
     def resolve_update(self, ref: Reference, current: str, platform: Platform | None = None) -> Resolution: ...
+
+    def prefetch(self, refs: Sequence[Reference]) -> None:
+        """Learn each registry's challenge and fetch tokens for many repositories at once; only an optimisation."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +64,7 @@ class Options:
     check: bool = False
     update: bool = False
     platform: Platform | None = None
-    jobs: int = 8
+    jobs: int = DEFAULT_JOBS
     ignore_images: tuple[str, ...] = ()
 
 
@@ -52,18 +76,37 @@ class Finding:
     line: int
     written: str
     image: str | None
-    status: str
+    status: FindingStatus
     ref: Reference | None = None
     old_digest: str | None = None
     new_digest: str | None = None
     message: str | None = None
     warning: bool = False
     edit: Edit | None = None
+    column: int = 0
+    kind: str = "dockerfile"
 
     @property
     def shown(self) -> str:
         """The reference as a person reads it: the expanded image text, or what was written."""
         return self.image or self.written
+
+
+def _finding(
+    path: str,
+    use: ImageUse,
+    status: FindingStatus,
+    *,
+    ref: Reference | None = None,
+    old_digest: str | None = None,
+    new_digest: str | None = None,
+    message: str | None = None,
+    warning: bool = False,
+    edit: Edit | None = None,
+) -> Finding:
+    """A finding for ``use`` in ``path``, located where the use's reference text is."""
+    return Finding(path, use.line, use.written, use.image, status, ref, old_digest, new_digest, message, warning,
+                   edit, use.column, use.kind)
 
 
 @dataclass(frozen=True)
@@ -77,8 +120,10 @@ class Target:
     current: str | None  # the pinned digest when re-resolving for --update
 
 
-@dataclass
-class _Pending:
+@dataclass(frozen=True)
+class Pending:
+    """A use that needs the network: its reference, what to resolve, and the text its edit span covers now."""
+
     path: str
     use: ImageUse
     ref: Reference
@@ -88,111 +133,90 @@ class _Pending:
 
 @dataclass
 class Plan:
-    """Findings so far plus the uses that still need the network."""
+    """Findings decided without the network plus the uses that still need it, file by file in order."""
 
     files: list[str] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-    pending: list[_Pending] = field(default_factory=list)
+    findings: dict[str, list[Finding]] = field(default_factory=dict)
+    pending: dict[str, list[Pending]] = field(default_factory=dict)
 
-    def by_file(self) -> dict[str, Plan]:
-        """One sub-plan per file, in file order."""
-        plans = {path: Plan(files=[path]) for path in self.files}
-        for f in self.findings:
-            plans[f.path].findings.append(f)
-        for p in self.pending:
-            plans[p.path].pending.append(p)
-        return plans
+    def targets(self) -> dict[Target, Reference]:
+        """Every unique target with the first reference that asked for it."""
+        work: dict[Target, Reference] = {}
+        for pending in self.pending.values():
+            for p in pending:
+                work.setdefault(p.target, p.ref)
+        return work
 
 
-def classify(path: str, spans: Sequence[str], uses: Sequence[ImageUse], options: Options, plan: Plan) -> None:
+Answer = Union[Resolution, RegistryError]
+
+
+def classify(path: str, text: str, uses: Sequence[ImageUse], options: Options, plan: Plan) -> None:
     """Add one file's uses to ``plan``: decide, without the network, what each one needs.
 
-    ``spans[i]`` is the file's text at ``uses[i]``'s span (see ``span_texts``).
+    ``text`` is the file decoded with ``surrogateescape``, which the uses' spans index.
     """
     plan.files.append(path)
-    for use, span_text in zip(uses, spans):
-        base = {"path": path, "line": use.line, "written": use.written, "image": use.image}
-        if use.status == dockerfile.IGNORED:
-            plan.findings.append(Finding(**base, status=SKIPPED, message="ignored (# pin-images: ignore)"))
+    findings = plan.findings.setdefault(path, [])
+    pending = plan.pending.setdefault(path, [])
+    for use in uses:
+        decided = _decide(path, use, options)
+        if isinstance(decided, Finding):
+            findings.append(decided)
             continue
-        if use.status == SKIP:
-            # Not a reference to pin (a variable, an empty value, an image the file builds): never a failure.
-            plan.findings.append(Finding(**base, status=SKIPPED, message=use.note or "not pinned"))
-            continue
-        if use.status == dockerfile.PLATFORM_ARG:
-            plan.findings.append(Finding(**base, status=SKIPPED, message=use.note or "uses a platform ARG"))
-            continue
-        if use.status == dockerfile.UNRESOLVED or use.image is None:
-            note = use.note or f"{use.written} cannot be expanded"
-            if options.check:
-                plan.findings.append(Finding(**base, status=UNPINNED, message=note, warning=True))
-            else:
-                plan.findings.append(Finding(**base, status=SKIPPED, message=note + "; not pinned", warning=True))
-            continue
-        try:
-            ref = parse(use.image)
-        except InvalidReferenceError as exc:
-            plan.findings.append(Finding(**base, status=ERROR, message=str(exc)))
-            continue
-        if options.ignore_images and matches_ignore(options.ignore_images, ref.original, ref.normalized):
-            plan.findings.append(Finding(**base, status=SKIPPED, ref=ref, message="ignored (ignore-images)"))
-            continue
-        if ref.digest is not None and ref.tag is None:
-            # A digest-only pin names exactly one manifest; there is no tag to follow, so it is never changed.
-            plan.findings.append(Finding(**base, status=UP_TO_DATE, ref=ref, old_digest=ref.digest))
-            continue
+        ref = decided
+        span_text = text[use.start : use.end]
         if ref.digest is not None:
-            if not options.update:
-                plan.findings.append(Finding(**base, status=UP_TO_DATE, ref=ref, old_digest=ref.digest))
-                continue
             if not span_text.endswith("@" + ref.digest):
-                plan.findings.append(
-                    Finding(
-                        **base,
-                        status=SKIPPED,
-                        ref=ref,
-                        old_digest=ref.digest,
-                        message="the digest comes from a variable; not updated",
-                        warning=True,
-                    )
-                )
+                findings.append(_finding(path, use, SKIPPED, ref=ref, old_digest=ref.digest, warning=True,
+                                         message="the digest comes from a variable; not updated"))
                 continue
             target = Target(ref.registry, ref.repository, ref.lookup, options.platform, ref.digest)
         else:
-            if options.check:
-                plan.findings.append(Finding(**base, status=UNPINNED, ref=ref, message="is not pinned"))
-                continue
             target = Target(ref.registry, ref.repository, ref.lookup, options.platform, None)
-        plan.pending.append(_Pending(path, use, ref, target, span_text))
+        pending.append(Pending(path, use, ref, target, span_text))
 
 
-def span_texts(text: str, uses: Sequence[ImageUse]) -> list[str]:
-    """The text each use's edit span covers, so that classify needs neither the file's bytes nor its text."""
-    return [text[use.start : use.end] for use in uses]
+def _decide(path: str, use: ImageUse, options: Options) -> Finding | Reference:
+    """The finding for a use that needs no network, or the reference to resolve."""
+    if use.status == Status.IGNORED:
+        return _finding(path, use, SKIPPED, message="ignored (# pin-images: ignore)")
+    if use.status == Status.SKIP:
+        # Not a reference to pin (a variable, an empty value, an image the file builds): never a failure.
+        return _finding(path, use, SKIPPED, message=use.note or "not pinned")
+    if use.status == Status.PLATFORM_ARG:
+        return _finding(path, use, SKIPPED, message=use.note or "uses a platform ARG")
+    if use.status == Status.UNRESOLVED or use.image is None:
+        note = use.note or f"{use.written} cannot be expanded"
+        if options.check:
+            return _finding(path, use, UNPINNED, message=note, warning=True)
+        return _finding(path, use, SKIPPED, message=note + "; not pinned", warning=True)
+    try:
+        ref = parse(use.image)
+    except InvalidReferenceError as exc:
+        return _finding(path, use, ERROR, message=str(exc))
+    if options.ignore_images and matches_ignore(options.ignore_images, ref.original, ref.normalized):
+        return _finding(path, use, SKIPPED, ref=ref, message="ignored (ignore-images)")
+    if ref.digest is not None and (ref.tag is None or not options.update):
+        # A digest-only pin names exactly one manifest; there is no tag to follow, so it is never changed.
+        return _finding(path, use, UP_TO_DATE, ref=ref, old_digest=ref.digest)
+    if ref.digest is None and options.check:
+        return _finding(path, use, UNPINNED, ref=ref, message="is not pinned")
+    return ref
 
 
-Outcome = Union[Resolution, RegistryError]
+def resolve_targets(work: Mapping[Target, Reference], resolver: Resolver, jobs: int = DEFAULT_JOBS,
+                    ) -> Iterator[tuple[Target, Answer]]:
+    """Resolve every target once, yielding each as it completes: at most ``jobs`` requests per registry host.
 
-
-def resolve_targets(
-    targets: Iterable[tuple[Target, Reference]],
-    resolver: Resolver,
-    jobs: int = 8,
-    on_result: Callable[[Target, Outcome], None] | None = None,
-) -> dict[Target, Outcome]:
-    """Resolve every target once: at most ``jobs`` requests in flight per registry host, hosts in parallel.
-
-    ``on_result`` is called in the calling thread as each target completes, so work on finished targets (writing
-    the files that only need those) overlaps the requests still in flight.
+    Leaving the loop early (an exception, Ctrl-C) cancels every lookup not yet started.
     """
-    work = dict(targets)
     if not work:
-        return {}
+        return
     jobs = max(1, jobs)
-    hosts = {t.registry for t in work}
-    limits = {h: threading.BoundedSemaphore(jobs) for h in hosts}
+    limits = {host: threading.BoundedSemaphore(jobs) for host in {t.registry for t in work}}
 
-    def one(target: Target, ref: Reference) -> Outcome:
+    def one(target: Target, ref: Reference) -> Answer:
         with limits[target.registry]:
             try:
                 if target.current is not None:
@@ -201,15 +225,58 @@ def resolve_targets(
             except RegistryError as exc:
                 return exc
 
-    results: dict[Target, Outcome] = {}
-    with ThreadPoolExecutor(max_workers=min(64, jobs * len(hosts), len(work))) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(MAX_THREADS, jobs * len(limits), len(work)))
+    try:
         futures = {pool.submit(one, t, r): t for t, r in work.items()}
         for fut in as_completed(futures):
-            target = futures[fut]
-            results[target] = fut.result()
-            if on_result is not None:
-                on_result(target, results[target])
-    return results
+            yield futures[fut], fut.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """One file's findings, in line order, once every reference it needs has an answer."""
+
+    path: str
+    findings: list[Finding]
+    resolved: int = 0  # targets answered so far in the run, for progress
+
+    @property
+    def edits(self) -> list[Edit]:
+        """The edits to write, or none when any reference of the file failed (the file is left alone)."""
+        if any(f.status == ERROR for f in self.findings):
+            return []
+        return [f.edit for f in self.findings if f.edit is not None]
+
+
+def resolve_plan(plan: Plan, resolver: Resolver | None, options: Options) -> Iterator[FileResult]:
+    """Yield each file's findings as soon as all its references have resolved, so writing overlaps the network.
+
+    Files that need no network come first; the rest in the order their last reference completes. ``resolver`` may
+    be None only when no reference needs the network.
+    """
+    waiting: dict[str, set[Target]] = {}
+    files_of: dict[Target, list[str]] = {}
+    for path in plan.files:
+        targets = {p.target for p in plan.pending[path]}
+        if not targets:
+            yield FileResult(path, finish(plan, path, {}, options))
+            continue
+        waiting[path] = targets
+        for t in targets:
+            files_of.setdefault(t, []).append(path)
+    if not waiting:
+        return
+    if resolver is None:
+        raise ValueError("references need the network but there is no resolver")
+    answers: dict[Target, Answer] = {}
+    for target, answer in resolve_targets(plan.targets(), resolver, options.jobs):
+        answers[target] = answer
+        for path in files_of[target]:
+            waiting[path].discard(target)
+            if not waiting[path]:
+                yield FileResult(path, finish(plan, path, answers, options), len(answers))
 
 
 def replacement(span_text: str, ref: Reference, digest: str) -> str:
@@ -219,26 +286,35 @@ def replacement(span_text: str, ref: Reference, digest: str) -> str:
     return f"{span_text}@{digest}"
 
 
-def finish(plan: Plan, outcomes: Mapping[Target, Outcome], options: Options) -> list[Finding]:
-    """Turn resolved targets into findings (with edits) for every pending use."""
-    findings = list(plan.findings)
-    for p in plan.pending:
-        base = {"path": p.path, "line": p.use.line, "written": p.use.written, "image": p.use.image, "ref": p.ref}
-        outcome = outcomes[p.target]
-        if isinstance(outcome, PinImagesError):
-            findings.append(Finding(**base, status=ERROR, old_digest=p.ref.digest, message=str(outcome)))
-            continue
-        new = outcome.digest
-        if p.ref.digest is None:
-            edit = Edit(p.use.start, p.use.end, replacement(p.span_text, p.ref, new))
-            findings.append(Finding(**base, status=PINNED, new_digest=new, edit=edit))
-        elif p.ref.digest == new:
-            findings.append(Finding(**base, status=UP_TO_DATE, old_digest=new, new_digest=new))
-        elif options.check:
-            findings.append(Finding(**base, status=STALE, old_digest=p.ref.digest, new_digest=new))
-        else:
-            edit = Edit(p.use.start, p.use.end, replacement(p.span_text, p.ref, new))
-            findings.append(Finding(**base, status=UPDATED, old_digest=p.ref.digest, new_digest=new, edit=edit))
-    order = {path: i for i, path in enumerate(plan.files)}
-    findings.sort(key=lambda f: (order.get(f.path, len(order)), f.line))
+def finish(plan: Plan, path: str, answers: Mapping[Target, Answer], options: Options) -> list[Finding]:
+    """One file's findings (with edits) in line order, its pending uses decided from ``answers``."""
+    findings = list(plan.findings[path])
+    for p in plan.pending[path]:
+        findings.append(_answered(p, answers[p.target], options))
+    findings.sort(key=lambda f: f.line)
     return findings
+
+
+def _answered(p: Pending, answer: Answer, options: Options) -> Finding:
+    """The finding for one pending use given its target's answer."""
+    if isinstance(answer, RegistryError):
+        return _finding(p.path, p.use, ERROR, ref=p.ref, old_digest=p.ref.digest, message=str(answer))
+    new = answer.digest
+    if p.ref.digest is None:
+        edit = Edit(p.use.start, p.use.end, replacement(p.span_text, p.ref, new))
+        return _finding(p.path, p.use, PINNED, ref=p.ref, new_digest=new, edit=edit)
+    if p.ref.digest == new:
+        return _finding(p.path, p.use, UP_TO_DATE, ref=p.ref, old_digest=new, new_digest=new)
+    if options.check:
+        return _finding(p.path, p.use, STALE, ref=p.ref, old_digest=p.ref.digest, new_digest=new)
+    edit = Edit(p.use.start, p.use.end, replacement(p.span_text, p.ref, new))
+    return _finding(p.path, p.use, UPDATED, ref=p.ref, old_digest=p.ref.digest, new_digest=new, edit=edit)
+
+
+def not_written(findings: Sequence[Finding], reason: str) -> list[Finding]:
+    """A file's findings after its write failed: its pins and updates are back to unpinned and stale."""
+    return [
+        replace(f, status=UNPINNED if f.status == PINNED else STALE, edit=None, message=reason)
+        if f.status in CHANGES else f
+        for f in findings
+    ]

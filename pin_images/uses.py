@@ -23,6 +23,8 @@ class Status(str, enum.Enum):
     # Not a reference to pin, for the reason in the note (a variable, an empty value, a block scalar, an image a
     # Compose service builds): reported as skipped, never a --check failure.
     SKIP = "skip"
+    # The reference's own text cannot be expanded (BuildKit fails the build there); the note says why.
+    INVALID = "invalid"
 
     def __str__(self) -> str:
         return self.value
@@ -34,14 +36,19 @@ UNRESOLVED = Status.UNRESOLVED
 PLATFORM_ARG = Status.PLATFORM_ARG
 OVERRIDDEN = Status.OVERRIDDEN
 SKIP = Status.SKIP
+INVALID = Status.INVALID
 
 
 @dataclass(frozen=True)
 class ImageUse:
     """One external image reference and the span of text to edit to pin it.
 
-    ``line``/``column`` (1-based) locate the reference text as users see it; ``start``/``end`` are the character
-    offsets of the edit span (which, for an ARG-default pin, lies on ``edit_line`` elsewhere in the file).
+    ``start``/``end`` are the character offsets of the edit span; ``line``/``column`` (1-based, in characters)
+    locate its start, the text a pin changes. For an ARG-default pin (``ARG BASE=python:3.12`` for ``FROM $BASE``)
+    that is the default on the ARG's line, where the digest goes, not the instruction that uses it;
+    ``edit_line`` is always ``line``. ``platform`` is the instruction's ``--platform`` value when it is literal
+    after ARG expansion (``linux/arm64``), None when there is none or it comes from ``$BUILDPLATFORM``,
+    ``$TARGETPLATFORM`` or another platform ARG (known only at build time).
     """
 
     line: int

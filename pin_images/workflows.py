@@ -8,10 +8,14 @@ from .uses import FileScan
 
 KIND = "github"
 DOCKER = "docker://"
+# Most workflows run no container: without one of these words there is nothing to pin, and no need to import yaml.
+_WORDS = (b"container", b"image", DOCKER.encode())
 
 
 def scan_workflow(data: bytes, path: str = "") -> FileScan:
     """Every image a workflow's jobs run (container, services, ``uses: docker://``), in file order."""
+    if not any(w in data for w in _WORDS):
+        return FileScan(KIND)
     return yamlscan.scan(data, path, KIND, "GitHub Actions workflow", _visit_workflow)
 
 
@@ -21,9 +25,7 @@ def scan_action(data: bytes, path: str = "") -> FileScan:
 
 
 def _steps(stream: yamlscan.Stream, steps: yamlscan.Node | None, where: str) -> None:
-    if steps is None or not yamlscan.is_sequence(steps):
-        return
-    for i, step in enumerate(steps.value):
+    for i, step in enumerate(yamlscan.sequence_items(steps)):
         uses = yamlscan.get(step, "uses")
         if uses is not None:
             stream.add(uses, f"{where}[{i}].uses", prefix=DOCKER)

@@ -197,6 +197,14 @@ def get(node: Node, key: str) -> Node | None:
     return None
 
 
+def sequence_items(node: Node | None) -> list[Node]:
+    """The entries of a plain sequence; none for anything else, including a sequence with an application tag
+    (GitLab's ``!reference [.job, services]`` names other keys, it holds no references itself)."""
+    if node is None or not is_sequence(node) or not str(node.tag).startswith("tag:yaml.org,2002:"):
+        return []
+    return list(node.value)
+
+
 def scalar_value(node: Node | None) -> str | None:
     return str(node.value) if node is not None and is_scalar(node) else None
 
@@ -342,6 +350,15 @@ def template_note(text: str) -> Note | None:
     return Note(line, "template syntax ({{ or {%): not YAML until rendered; left alone", warning=False)
 
 
+def _has_template_expression(text: str, documents: list[Node]) -> bool:
+    """True if an unquoted ``{{ x }}`` parsed as a flow mapping (YAML reads it as a mapping in a mapping)."""
+    for doc in documents:
+        for node, _ in walk(doc):
+            if is_mapping(node) and text.startswith("{{", node.start_mark.index):
+                return True
+    return False
+
+
 def scan(
     data: bytes, path: str, kind: str, what: str, visit: Callable[[Stream], None], strict: bool = True
 ) -> FileScan:
@@ -367,6 +384,8 @@ def scan(
             if strict:
                 raise
             return FileScan(kind)
+        if "{{" in text and _has_template_expression(text, documents):
+            return FileScan(kind, notes=(template_note(text),))  # type: ignore[arg-type]
         stream = Stream(text, path, kind, documents, exact_marks=exact)
         try:
             visit(stream)

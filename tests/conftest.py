@@ -44,6 +44,9 @@ class FakeResolver:
     def resolve_update(self, ref, current, platform=None):
         return self._answer(ref, platform, current, "update")
 
+    def prefetch(self, refs):
+        """Nothing to learn ahead: answers are immediate."""
+
 
 @pytest.fixture
 def resolver(monkeypatch):

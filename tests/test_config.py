@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,23 @@ def test_empty_table_counts(tmp_path: Path) -> None:
     assert load_for(str(tmp_path)) == FileConfig(path=str(cfg))
 
 
+def test_search_stops_at_the_repository_root(tmp_path: Path) -> None:
+    # A home directory's settings must not configure every repository checked out below it.
+    pyproject(tmp_path, 'platform = "linux/arm64"\n')
+    repo = tmp_path / "repo"
+    (repo / "svc").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    assert find_config(str(repo / "svc")) is None
+    cfg = standalone(repo, "jobs = 2\n")
+    assert find_config(str(repo / "svc")) == str(cfg)
+
+
+def test_a_submodule_or_worktree_root_stops_the_search_too(tmp_path: Path) -> None:
+    standalone(tmp_path, "jobs = 2\n")
+    write(tmp_path / "sub" / ".git", "gitdir: ../.git/modules/sub\n")  # a submodule's .git is a file
+    assert find_config(str(tmp_path / "sub")) is None
+
+
 def test_broken_pyproject_on_the_way_is_an_error(tmp_path: Path) -> None:
     pyproject(tmp_path, "jobs = 3\n")
     write(tmp_path / "svc" / "pyproject.toml", "[project\n")
@@ -189,6 +207,8 @@ VALID = [
     ("format", '"github"', "github"),
     ("format", '"sarif"', "sarif"),
     ("update", "false", False),
+    ("kinds", '["compose", "kubernetes"]', ["compose", "kubernetes"]),
+    ("kinds", "[]", []),
 ]
 
 FIELDS = {
@@ -255,6 +275,10 @@ INVALID = [
     ("update", '"yes"', r'update: expected true or false, got "yes"'),
     ("update", "1", r"update: expected true or false, got 1"),
     ("update", "2024-01-01", r"update: expected true or false, got a date"),
+    ("kinds", '"compose"', r'kinds: expected an array of strings, got "compose"'),
+    ("kinds", '["compose", "helm"]',
+     r'kinds\[1\]: unknown file kind "helm"; expected one of dockerfile, compose, kubernetes, github, gitlab, '
+     r"devcontainer"),
 ]
 
 
@@ -397,6 +421,18 @@ IGNORE = [
     (["nope", "gcr.io/distroless/*"], "gcr.io/distroless/static:nonroot", "gcr.io/distroless/static:nonroot", True),
     # The caller may pass the name without tag (Reference.name) instead of the full normalised form.
     (["docker.io/library/alpine"], "alpine:3.20", "docker.io/library/alpine", True),
+    # Written long, matched by the short Docker Hub form, with and without tag.
+    (["alpine"], "docker.io/library/alpine:3.20", "docker.io/library/alpine:3.20", True),
+    (["alpine:*"], "docker.io/library/alpine:3.20", "docker.io/library/alpine:3.20", True),
+    (["alpine:3.20"], "index.docker.io/library/alpine:3.20@sha256:" + "a" * 64,
+     "docker.io/library/alpine:3.20@sha256:" + "a" * 64, True),
+    (["bitnami/*"], "docker.io/bitnami/redis:7", "docker.io/bitnami/redis:7", True),
+    (["library/alpine"], "alpine:3.20", "docker.io/library/alpine:3.20", True),  # docker pull takes it too
+    (["alpine"], "ghcr.io/library/alpine:3.20", "ghcr.io/library/alpine:3.20", False),  # only Docker Hub is short
+    # A pattern without wildcards is normalised too: docker.io/alpine is docker.io/library/alpine.
+    (["docker.io/alpine"], "alpine:3.20", "docker.io/library/alpine:3.20", True),
+    (["docker.io/alpine:3.19"], "alpine:3.20", "docker.io/library/alpine:3.20", False),
+    (["alpine:3.20"], "alpine", "docker.io/library/alpine:latest", False),
 ]
 
 

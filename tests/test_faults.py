@@ -21,7 +21,7 @@ import pytest
 import requests
 import responses
 
-from pin_images import dockerfile, files
+from pin_images import files, run
 from pin_images import manifest as mf
 from pin_images.cli import main
 from pin_images.credentials import Credential
@@ -562,14 +562,14 @@ def test_a_file_changed_during_resolution_is_reported_not_overwritten(three, res
 
 def test_a_file_changed_between_the_check_and_the_write_is_not_overwritten(three, resolver, monkeypatch, capsys):
     """The last moment: after run() compared the bytes, before replace_file() does. replace_file compares again."""
-    real_apply = dockerfile.apply
+    real_apply = run.apply
 
     def apply(data, edits):
         if b"b-image" in data:
             three["b"].write_bytes(b"FROM b-image:9\r\n")
         return real_apply(data, edits)
 
-    monkeypatch.setattr(dockerfile, "apply", apply)
+    monkeypatch.setattr(run, "apply", apply)
     assert main(["-q", str(three["a"].parent.parent)]) == 2
     assert_state(three, new="ac")
     assert three["b"].read_bytes() == b"FROM b-image:9\r\n"

@@ -5,13 +5,26 @@ from __future__ import annotations
 import os
 import re
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from pin_images import files
 from pin_images.errors import DockerfileError
-from pin_images.files import digest_bytes, find_dockerfiles, is_dockerfile_name, is_excluded, replace_file
+from pin_images.files import (
+    digest_bytes,
+    discover,
+    display_path,
+    find_dockerfiles,
+    is_dockerfile_name,
+    is_excluded,
+    replace_file,
+)
+from pin_images.kinds import kind_for_name
+
+from .support.users import NOBODY_UID, is_root, run_as_nobody, shared_tmp
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +70,8 @@ def test_hook_patterns_match_the_walk(hook_id, name, expected, directory):
     hook = _hooks()[hook_id]
     path = directory + name
     selected = re.search(hook["files"], path) is not None and re.search(hook["exclude"], path) is None
-    assert selected is expected
+    # The hooks take every file a walk reads: Dockerfiles and the other file kinds (tests/test_kinds.py).
+    assert selected is (expected or kind_for_name(path) is not None)
 
 
 def test_hooks_are_serial_python_hooks():
@@ -76,6 +90,11 @@ def test_hooks_are_serial_python_hooks():
         ("a/b/Dockerfile.test", ["*.test"], True),
         ("a/b/Dockerfile", ["a/c"], False),
         ("./a/b/Dockerfile", ["a/b/Dockerfile"], True),
+        # A pattern is normalised as the path is: `./legacy`, `legacy/` and `legacy` are one pattern.
+        ("legacy/Dockerfile", ["./legacy"], True),
+        ("legacy/Dockerfile", ["legacy/"], True),
+        ("./legacy/x/Dockerfile", [".//legacy/x"], True),
+        ("legacyx/Dockerfile", ["./legacy"], False),
         ("a/b/Dockerfile", [], False),
     ],
 )
@@ -152,3 +171,228 @@ def test_failed_write_leaves_the_original_and_no_temp_file(tmp_path, monkeypatch
         replace_file(str(f), b"FROM x@sha256:1\n", digest_bytes(b"FROM x\n"))
     assert f.read_bytes() == b"FROM x\n"
     assert os.listdir(tmp_path) == ["Dockerfile"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Paths as reported, .gitignore, one result per file, unreadable directories
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def touch(root: Path, *rels: str) -> None:
+    for rel in rels:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("FROM x\n")
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        ("./a/Dockerfile", "a/Dockerfile"),
+        ("a//b/../Dockerfile", "a/Dockerfile"),
+        ("./Dockerfile", "Dockerfile"),
+        ("../up/Dockerfile", "../up/Dockerfile"),  # outside the working directory: keeps its ..
+        ("/elsewhere/Dockerfile", "/elsewhere/Dockerfile"),
+    ],
+)
+def test_display_path(tmp_path, monkeypatch, given, shown):
+    monkeypatch.chdir(tmp_path)
+    assert display_path(given) == shown
+
+
+def test_walk_from_dot_reports_paths_without_dot_slash(tmp_path, monkeypatch):
+    touch(tmp_path, "go-service/Dockerfile", "Dockerfile")
+    monkeypatch.chdir(tmp_path)
+    assert discover(["."]).paths == ["Dockerfile", "go-service/Dockerfile"]
+    assert discover(["./go-service/"]).paths == ["go-service/Dockerfile"]
+    # An absolute path inside the working directory is shown relative to it.
+    assert discover([str(tmp_path / "go-service")]).paths == ["go-service/Dockerfile"]
+
+
+def test_a_git_work_tree_skips_what_git_ignores(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    touch(repo, "app/Dockerfile", "new/Dockerfile", "node_modules/pkg/Dockerfile", ".venv/lib/Dockerfile",
+          "build/Dockerfile", "keep/build/Dockerfile", "tracked-but-ignored/Dockerfile")
+    (repo / ".gitignore").write_text("node_modules/\n.venv/\n/build/\ntracked-but-ignored/\n")
+    git(repo, "init", "-q")
+    git(repo, "add", "-f", "app", "tracked-but-ignored", ".gitignore")
+    monkeypatch.chdir(repo)
+    # Tracked, untracked but not ignored, and tracked despite an ignore rule (git keeps tracking it) are read.
+    assert discover(["."]).paths == [
+        "app/Dockerfile", "keep/build/Dockerfile", "new/Dockerfile", "tracked-but-ignored/Dockerfile",
+    ]
+    # A file named on the command line is read even when git ignores it.
+    assert discover(["node_modules/pkg/Dockerfile", "app"]).paths == ["node_modules/pkg/Dockerfile", "app/Dockerfile"]
+    # From a subdirectory the same rules hold; paths stay relative to the working directory.
+    monkeypatch.chdir(repo / "app")
+    assert discover([".."]).paths == [
+        "../app/Dockerfile", "../keep/build/Dockerfile", "../new/Dockerfile", "../tracked-but-ignored/Dockerfile",
+    ]
+
+
+def test_a_nested_repository_is_searched_with_its_own_rules(tmp_path, monkeypatch):
+    touch(tmp_path, "Dockerfile", "vendor/lib/Dockerfile", "vendor/lib/out/Dockerfile")
+    git(tmp_path, "init", "-q")
+    git(tmp_path / "vendor" / "lib", "init", "-q")
+    (tmp_path / "vendor" / "lib" / ".gitignore").write_text("out/\n")
+    monkeypatch.chdir(tmp_path)
+    assert discover(["."]).paths == ["Dockerfile", "vendor/lib/Dockerfile"]
+
+
+def test_without_git_the_walk_reads_everything(tmp_path, monkeypatch):
+    touch(tmp_path, "app/Dockerfile", "node_modules/Dockerfile")
+    (tmp_path / ".gitignore").write_text("node_modules/\n")
+    git(tmp_path, "init", "-q")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bin-here"))
+    assert discover(["."]).paths == ["app/Dockerfile", "node_modules/Dockerfile"]
+
+
+def test_outside_git_the_walk_is_unchanged(tmp_path, monkeypatch):
+    touch(tmp_path, "node_modules/Dockerfile", "b/Dockerfile")
+    (tmp_path / ".gitignore").write_text("node_modules/\n")  # not a repository: .gitignore means nothing
+    monkeypatch.chdir(tmp_path)
+    assert discover(["."]).paths == ["b/Dockerfile", "node_modules/Dockerfile"]
+
+
+def test_walked_files_are_chosen_by_kind(tmp_path, monkeypatch):
+    touch(tmp_path, "Dockerfile", "notes.txt", "Dockerfile.md")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(files.kinds, "kind_for_name", lambda p: "text" if p.endswith(".txt") else None)
+    assert discover(["."]).paths == ["notes.txt"]
+
+
+def test_one_file_named_three_ways_is_one_result(tmp_path, monkeypatch):
+    touch(tmp_path, "real/Dockerfile")
+    os.symlink("real/Dockerfile", tmp_path / "Dockerfile.link")
+    os.symlink("real", tmp_path / "linkdir")
+    monkeypatch.chdir(tmp_path)
+    # The symlink comes first, but the name reported is the one that is not a symlink.
+    found = discover(["Dockerfile.link", "real/Dockerfile", "./real/Dockerfile", "linkdir/Dockerfile", "."])
+    assert (found.paths, found.errors) == (["real/Dockerfile"], [])
+
+
+def test_a_hard_link_is_the_same_file(tmp_path, monkeypatch):
+    touch(tmp_path, "a/Dockerfile")
+    (tmp_path / "b").mkdir()
+    os.link(tmp_path / "a" / "Dockerfile", tmp_path / "b" / "Dockerfile")
+    monkeypatch.chdir(tmp_path)
+    assert discover(["."]).paths == ["a/Dockerfile"]
+
+
+def test_exclude_wins_over_a_named_file_and_is_normalised(tmp_path, monkeypatch):
+    touch(tmp_path, "legacy/Dockerfile", "app/Dockerfile")
+    monkeypatch.chdir(tmp_path)
+    assert discover(["."], ["./legacy"]).paths == ["app/Dockerfile"]
+    assert discover(["legacy/Dockerfile", "./app/Dockerfile"], ["./legacy/"]).paths == ["app/Dockerfile"]
+
+
+def _discover_as_nobody(root: str, paths: list[str]) -> list[list[str]]:
+    os.chdir(root)
+    found = discover(paths)
+    return [found.paths, [str(e) for e in found.errors]]
+
+
+@pytest.mark.parametrize("in_git", [False, True], ids=["walk", "git"])
+def test_an_unreadable_directory_is_an_error(in_git):
+    with shared_tmp() as root:
+        touch(root, "ok/Dockerfile", "sub/deep/Dockerfile", "ignored/Dockerfile")
+        (root / ".gitignore").write_text("ignored/\n")  # proves which search ran
+        if in_git:
+            git(root, "init", "-q")
+            if is_root():  # git refuses a repository that another user owns; make it nobody's, as in real use
+                for dirpath, dirnames, filenames in os.walk(root):
+                    for name in dirnames + filenames:
+                        os.lchown(os.path.join(dirpath, name), NOBODY_UID, -1)
+                os.chown(root, NOBODY_UID, -1)
+        (root / "sub" / "deep").chmod(0o000)
+        (found, errors), _, _ = run_as_nobody(_discover_as_nobody, str(root), ["."])
+        assert found == ["ok/Dockerfile"] if in_git else ["ignored/Dockerfile", "ok/Dockerfile"]
+        assert errors == ["sub/deep: cannot read directory: Permission denied"]
+        # Named directly, the unreadable directory itself is the error.
+        (root / "sub").chmod(0o000)
+        (found, errors), _, _ = run_as_nobody(_discover_as_nobody, str(root), ["sub", "ok"])
+        assert found == ["ok/Dockerfile"]
+        assert errors == ["sub: cannot read directory: Permission denied"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What a replace keeps: owner, group, hard links; what it refuses: a file the user may not write, an oversized result
+# ---------------------------------------------------------------------------------------------------------------
+
+OLD, NEW = b"FROM x\n", b"FROM x@sha256:" + b"1" * 64 + b"\n"
+
+
+@pytest.mark.skipif(not is_root(), reason="only root can give a file to another owner")
+def test_replace_keeps_owner_and_group(tmp_path):
+    f = tmp_path / "Dockerfile"
+    f.write_bytes(OLD)
+    os.chown(f, NOBODY_UID, 65534)
+    f.chmod(0o664)
+    replace_file(str(f), NEW, digest_bytes(OLD))
+    st = f.stat()
+    assert (f.read_bytes(), st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (NEW, NOBODY_UID, 65534, 0o664)
+    assert os.listdir(tmp_path) == ["Dockerfile"]
+
+
+def test_replace_keeps_hard_links(tmp_path):
+    f = tmp_path / "Dockerfile"
+    f.write_bytes(OLD)
+    other = tmp_path / "shared.Dockerfile"
+    os.link(f, other)
+    replace_file(str(f), NEW, digest_bytes(OLD))
+    assert f.read_bytes() == other.read_bytes() == NEW
+    assert os.path.samefile(f, other) and f.stat().st_nlink == 2
+    assert sorted(os.listdir(tmp_path)) == ["Dockerfile", "shared.Dockerfile"]
+
+
+def test_replace_in_place_still_refuses_a_file_changed_meanwhile(tmp_path):
+    f = tmp_path / "Dockerfile"
+    f.write_bytes(b"FROM edited\n")
+    os.link(f, tmp_path / "other")
+    with pytest.raises(DockerfileError, match="changed on disk"):
+        replace_file(str(f), NEW, digest_bytes(OLD))
+    assert f.read_bytes() == b"FROM edited\n"
+
+
+def _replace_as_nobody(path: str) -> str:
+    try:
+        replace_file(path, NEW, digest_bytes(OLD))
+    except DockerfileError as exc:
+        return str(exc)
+    return "written"
+
+
+def test_replace_refuses_a_read_only_file_in_a_writable_directory():
+    with shared_tmp() as root:
+        f = root / "Dockerfile"
+        f.write_bytes(OLD)
+        if is_root():
+            os.chown(f, NOBODY_UID, 65534)
+        f.chmod(0o444)  # the directory (0o777) is writable: a rename would have gone through
+        message, _, _ = run_as_nobody(_replace_as_nobody, str(f))
+        assert message == f"{f}: no permission to write this file (it is read-only for you); not changed"
+        assert f.read_bytes() == OLD
+        assert os.listdir(root) == ["Dockerfile"]
+
+
+def test_replace_refuses_output_larger_than_what_it_can_read_back(tmp_path):
+    old = b"FROM a:1\n" * (files.MAX_FILE_BYTES // 9)
+    assert len(old) <= files.MAX_FILE_BYTES
+    new = old.replace(b"a:1", b"a:1@sha256:" + b"0" * 64)
+    f = tmp_path / "Dockerfile"
+    f.write_bytes(old)
+    with pytest.raises(DockerfileError, match=r"would be [\d,]+ bytes, over the 1 MiB that pin-images reads"):
+        replace_file(str(f), new, digest_bytes(old))
+    assert f.read_bytes() == old
+
+
+def test_discover_finds_every_kind_and_find_dockerfiles_only_dockerfiles(tmp_path, monkeypatch):
+    touch(tmp_path, "Dockerfile", "compose.yaml", "notes.txt")
+    monkeypatch.chdir(tmp_path)
+    assert discover(["."]).paths == ["Dockerfile", "compose.yaml"]
+    assert list(find_dockerfiles(["."])) == ["Dockerfile"]

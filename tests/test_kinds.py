@@ -3,7 +3,11 @@ line), and that scan_file reaches every kind."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
+import yaml
 
 from pin_images import kinds
 from pin_images.uses import ScanOptions
@@ -88,15 +92,37 @@ def test_a_workflow_named_action_yml_is_still_a_workflow():
 
 
 def test_a_skipped_value_is_reported_as_skipped_and_never_fails_check():
-    from pin_images.resolve import FAILS_CHECK, SKIPPED, Options, Plan, classify, span_texts
+    from pin_images.resolve import FAILS_CHECK, SKIPPED, Options, Plan, classify
 
     data = b"services:\n  a:\n    image: ${IMAGE}\n  b:\n    build: .\n    image: me/b:dev\n"
     uses = kinds.scan_file("compose", data, "compose.yaml", ScanOptions()).uses
     for options in (Options(check=True), Options(), Options(check=True, update=True)):
         plan = Plan()
-        classify("compose.yaml", span_texts(data.decode(), uses), uses, options, plan)
-        assert [(f.line, f.status, f.message) for f in plan.findings] == [
+        classify("compose.yaml", data.decode(), uses, options, plan)
+        findings = plan.findings["compose.yaml"]
+        assert [(f.line, f.status, f.message) for f in findings] == [
             (3, SKIPPED, "holds a variable; not pinned"),
             (6, SKIPPED, "the service builds this image (build:); not pinned"),
         ]
-        assert not plan.pending and not any(f.status in FAILS_CHECK for f in plan.findings)
+        assert not plan.targets() and not any(f.status in FAILS_CHECK for f in findings)
+
+
+HOOK_NAMES = [name for name, _ in NAMES] + [
+    "README.md", "notes.yaml.md", "compose.yaml.orig", "Dockerfile.j2", ".yml", "x.YAML", "values.yaml.tmpl",
+    "Dockerfile", "api.Dockerfile", "devcontainer-lock.json", ".devcontainer/devcontainer-feature.json",
+]  # fmt: skip
+
+
+def _hooks():
+    root = Path(__file__).resolve().parent.parent
+    return {h["id"]: h for h in yaml.safe_load((root / ".pre-commit-hooks.yaml").read_text())}
+
+
+@pytest.mark.parametrize("hook_id", ["pin-images", "pin-images-check"])
+@pytest.mark.parametrize("name", HOOK_NAMES)
+@pytest.mark.parametrize("directory", ["", "services/api/"])
+def test_hook_patterns_take_exactly_the_files_a_walk_reads(hook_id, name, directory):
+    hook = _hooks()[hook_id]
+    path = (directory + name).replace("\\", "/")
+    selected = re.search(hook["files"], path) is not None and re.search(hook["exclude"], path) is None
+    assert selected is (kinds.kind_for_name(path) is not None)

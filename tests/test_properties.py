@@ -137,7 +137,9 @@ def dockerfiles(draw, allow_invalid: bool = True) -> tuple[bytes, list[tuple[int
             name = draw(st.sampled_from(args_with_default))
             tokens.append(draw(st.sampled_from([f"${name}", f"${{{name}}}", f'"${name}"', f"${name}-slim"])))
         elif choice == 3 and args_without:
-            tokens.append("$" + draw(st.sampled_from(args_without)))
+            name = draw(st.sampled_from(args_without))
+            # an ARG without value, alone or with a fallback (which gets the digest inside its braces)
+            tokens.append(draw(st.sampled_from([f"${name}", f"${{{name}:-{ref()}}}", f"${{{name}-{ref()}}}"])))
         elif choice == 4:
             tokens.append(draw(st.sampled_from(["alpine-$TARGETARCH", "${BUILDPLATFORM}x"])))
         else:
@@ -236,6 +238,9 @@ def dockerfiles(draw, allow_invalid: bool = True) -> tuple[bytes, list[tuple[int
         if kind == 10:
             return instruction(["WORKDIR", "/app"])
         if kind == 11:
+            if draw(st.booleans()):
+                # a devcontainer template's placeholder: BuildKit cannot expand it; nothing here depends on it
+                return instruction([_kw(draw, "ARG"), 'INSTALL_ZSH="${templateOption:installZsh}"'])
             return instruction([_kw(draw, "LABEL"), "a=b"])
         return instruction(["CMD", '["x"]'])
 
@@ -411,6 +416,10 @@ def test_scan_and_apply_insert_only_digests(case) -> None:
         assert 0 <= use.start <= use.end <= len(text)
         if not set(use.written) & set("$'\""):
             assert text[use.start : use.end] == use.written
+        # line and column locate the span's start (a BOM is not a column)
+        line_start = text.rfind("\n", 0, use.start) + 1
+        bom = line_start == 0 and text.startswith("\ufeff")
+        assert (use.line, use.column) == (text.count("\n", 0, use.start) + 1, use.start - line_start + 1 - bom)
 
 
 try:  # BuildKit's parser through its Go wrapper, a test dependency

@@ -8,6 +8,7 @@ https://github.com/oasis-tcs/sarif-spec/blob/0a8091f7d4057e57b6d8d9b56129e5f9187
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from pin_images.cli import main
 from pin_images.errors import AuthError, DockerfileError, NotFoundError
-from pin_images.report import Report, github_lines, write_report
+from pin_images.report import Report, github_lines, to_json, to_sarif, write_report
 from pin_images.resolve import ERROR, PINNED, SKIPPED, UNPINNED, Finding
 
 from .conftest import fake_digest
@@ -71,6 +72,8 @@ def test_json_write_then_up_to_date(tmp_path, resolver, capsys, output_schema):
     assert statuses(doc) == [(1, "pinned"), (2, "pinned")]
     assert doc["files_changed"] == [str(f)] and doc["files_scanned"] == 1
     first = doc["references"][0]
+    assert first.pop("kind") == "dockerfile"
+    assert first.pop("column") in (None, 6)  # the column of "python:3.12" once findings carry it
     assert first == {
         "file": str(f),
         "line": 1,
@@ -214,13 +217,15 @@ def test_sarif_validates_and_has_one_result_per_problem(tmp_path, resolver, caps
         where = r["locations"][0]["physicalLocation"] if r.get("locations") else {}
         uri = where.get("artifactLocation", {}).get("uri", "")
         found.append((r["ruleId"], r["level"], uri, where.get("region", {}).get("startLine", 0)))
+    # The files lie outside the working directory's repository: absolute file: URIs.
+    f, g = f.as_uri(), g.as_uri()
     assert sorted(found) == sorted(
         [
-            ("stale-pin", "error", str(f), 1),
-            ("resolution-error", "error", str(f), 3),
-            ("unpinned-image", "error", str(g), 1),
-            ("unpinned-image", "warning", str(g), 3),  # ARG without a value: a warning, still a result
-            ("resolution-error", "error", str(tmp_path / "missing"), 0),  # a path but no line
+            ("stale-pin", "error", f, 1),
+            ("resolution-error", "error", f, 3),
+            ("unpinned-image", "error", g, 1),
+            ("unpinned-image", "warning", g, 3),  # ARG without a value: a warning, still a result
+            ("resolution-error", "error", (tmp_path / "missing").as_uri(), 0),  # a path but no line
         ]
     )
     for r in run["results"]:
@@ -259,7 +264,7 @@ def test_github_check_failures_are_error_annotations(tmp_path, no_network, capsy
     assert main(["--check", "--format", "github", "Dockerfile"]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
-        "::error file=Dockerfile,line=2,title=pin-images::Dockerfile:2: alpine:3.20 is not pinned",
+        "::error file=Dockerfile,line=2,col=6,title=pin-images::Dockerfile:2: alpine:3.20 is not pinned",
         "1 reference unpinned",
     ]
 
@@ -299,7 +304,7 @@ def test_github_stale_pins_for_a_scheduled_job(tmp_path, resolver, capsys, monke
     assert main(["--check", "--update", "--format", "github", "Dockerfile"]) == 1
     first, summary = capsys.readouterr().out.splitlines()
     assert first == (
-        f"::error file=Dockerfile,line=1,title=pin-images::Dockerfile:1: python:3.12 is stale: pinned {OLD}, "
+        f"::error file=Dockerfile,line=1,col=6,title=pin-images::Dockerfile:1: python:3.12 is stale: pinned {OLD}, "
         f"the tag now points to {PY}"
     )
     assert summary == "1 stale"
@@ -417,3 +422,90 @@ def test_main_json_on_a_terminal_is_plain_json(tmp_path, resolver, monkeypatch):
     monkeypatch.setattr("sys.stdout", tty)
     assert main(["--dry-run", "--format", "json", str(f)]) == 1
     assert json.loads(tty.getvalue())["references"][0]["status"] == "pinned"
+
+
+# -- paths as CI tools need them, columns, quiet -------------------------------------------------------------------
+def git_repo(path: Path) -> Path:
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    return path
+
+
+def test_no_dot_slash_in_any_format(tmp_path, no_network, capsys, monkeypatch, output_schema, sarif_schema):
+    repo = git_repo(tmp_path / "repo")
+    write(repo, "go-service/Dockerfile", "FROM golang:1.22\n")
+    monkeypatch.chdir(repo)
+    for argv in (["--check"], ["--check", "."], ["--check", "./go-service/"]):
+        assert main(argv) == 1
+        assert capsys.readouterr().out.splitlines()[0] == "go-service/Dockerfile:1: golang:1.22 is not pinned"
+        assert main([*argv, "--format", "github"]) == 1
+        assert capsys.readouterr().out.startswith("::error file=go-service/Dockerfile,line=1,")
+        _, doc = run_json(argv, capsys, output_schema)
+        assert doc["references"][0]["file"] == "go-service/Dockerfile"
+        assert main([*argv, "--format", "sarif"]) == 1
+        doc = json.loads(capsys.readouterr().out)
+        sarif_schema.validate(doc)
+        location = doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+        assert location["artifactLocation"]["uri"] == "go-service/Dockerfile"
+
+
+def test_sarif_uris_are_relative_to_the_repository_root(tmp_path, no_network, capsys, monkeypatch, sarif_schema):
+    repo = git_repo(tmp_path / "repo")
+    write(repo, "python-app/Dockerfile", "FROM python:3.12\n")
+    write(repo, "go-service/Dockerfile", "FROM golang:1.22\n")
+    monkeypatch.chdir(repo / "go-service")
+    assert main(["--check", "--format", "sarif", ".."]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    sarif_schema.validate(doc)
+    uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in doc["runs"][0]["results"]]
+    assert uris == ["go-service/Dockerfile", "python-app/Dockerfile"]
+    # Text and JSON stay relative to the working directory.
+    assert main(["--check", ".."]) == 1
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()[:-1]] == [
+        "../go-service/Dockerfile", "../python-app/Dockerfile",
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class Located(Finding):
+    """A Finding with the reference's column and file kind, as the scanners report them."""
+
+    column: int = 0
+    kind: str = "dockerfile"
+
+
+def test_columns_in_every_format(sarif_schema):
+    report = Report(
+        findings=[Located(path="svc/Dockerfile", line=3, written="rust:1.80", image="rust:1.80", status=UNPINNED,
+                          message="is not pinned", column=5)],
+        mode="check",
+    )
+    assert github_lines(report) == [
+        "::error file=svc/Dockerfile,line=3,col=5,title=pin-images::svc/Dockerfile:3: rust:1.80 is not pinned"
+    ]
+    out, err = io.StringIO(), io.StringIO()
+    write_report(report, "text", out, err)
+    assert out.getvalue().splitlines()[0] == "svc/Dockerfile:3: rust:1.80 is not pinned"
+    sarif = to_sarif(report, root=".")
+    sarif_schema.validate(sarif)
+    assert sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"] == {
+        "startLine": 3, "startColumn": 5,
+    }
+    (ref,) = to_json(report)["references"]
+    assert (ref["line"], ref["column"], ref["kind"]) == (3, 5, "dockerfile")
+
+
+def test_quiet_check_still_says_why_it_failed(tmp_path, no_network, capsys):
+    f = write(tmp_path, "Dockerfile", f"FROM python:3.12@{PY}\nFROM alpine:3.20\nARG B\nFROM $B\n")
+    assert main(["--check", "-q", str(f)]) == 1
+    out, err = capsys.readouterr()
+    assert out == f"{f}:2: alpine:3.20 is not pinned\n"  # no summary, no pinned reference
+    assert err == (
+        f"{f}:4: $B is not pinned: depends on ARG B, which is declared only inside a stage (line 3); "
+        "FROM sees only ARGs declared before the first FROM\n"
+    )
+    g = write(tmp_path, "ok/Dockerfile", f"FROM python:3.12@{PY}\n# pin-images: ignore\nFROM x:1\n")
+    assert main(["--check", "-q", str(g)]) == 0
+    assert capsys.readouterr() == ("", "")  # success and its warnings stay quiet

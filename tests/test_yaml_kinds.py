@@ -485,3 +485,38 @@ def test_c_composer_with_wrong_marks_falls_back_to_python(monkeypatch):
     monkeypatch.setattr(yaml, "CSafeLoader", Shifted)
     src = "# é\nservices:\n  a: {image: 'x:1'}\n"
     assert pinned("compose", src) == src.replace("x:1", "x:1" + D).encode()
+
+
+def test_unquoted_template_expression_that_parses_leaves_the_file_alone():
+    # `{{replicas}}` is valid YAML (a mapping inside a mapping), but the file is a template all the same.
+    src = "apiVersion: v1\nkind: ReplicationController\nspec:\n  replicas: {{replicas}}\n  template:\n" \
+          "    spec: {containers: [{image: 'etcd:3'}]}\n"  # fmt: skip
+    result = scan("kubernetes", src, "etcd-controller-template.yaml")
+    assert result.uses == () and [n.line for n in result.notes] == [4]
+    result = scan("compose", "services:\n  a:\n    image: x:1\n    replicas: {{ n }}\n", "compose.yaml")
+    assert result.uses == () and [n.line for n in result.notes] == [4]
+
+
+def test_tool_configurations_shaped_like_manifests_are_not_kubernetes():
+    # Skaffold's `image:` entries name the images it builds.
+    src = "apiVersion: skaffold/v4beta6\nkind: Config\nbuild:\n  artifacts:\n  - image: emailservice\n"
+    assert scan("kubernetes", src, "skaffold.yaml").uses == ()
+
+
+def test_gitlab_reference_tags_name_keys_not_images():
+    src = ".svc: &s\n  - name: redis:7\njob:\n  services: !reference [.svc]\n  image: !reference [.base, image]\n"
+    assert scan("gitlab", src, ".gitlab-ci.yml").uses == ()
+
+
+def test_workflow_without_containers_is_not_parsed():
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from pin_images import kinds\n"
+        "from pin_images.uses import ScanOptions\n"
+        "data = b'on: [push]\\njobs:\\n  a:\\n    steps: [{uses: actions/checkout@v4}]\\n'\n"
+        "assert kinds.scan_file('github', data, '.github/workflows/ci.yml', ScanOptions()).uses == ()\n"
+        "assert 'yaml' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

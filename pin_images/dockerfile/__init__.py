@@ -6,12 +6,13 @@
 
 from __future__ import annotations
 
-from ..uses import IGNORED, OK, OVERRIDDEN, PLATFORM_ARG, UNRESOLVED, Edit, ImageUse, Status, apply
+from ..uses import IGNORED, INVALID, OK, OVERRIDDEN, PLATFORM_ARG, UNRESOLVED, Edit, ImageUse, Status, apply
 from .lexer import KNOWN_INSTRUCTIONS, Heredoc, Instruction, instructions
-from .scan import PLATFORM_ARGS, scan, scan_file
+from .scan import PLATFORM_ARGS, scan, scan_file, scan_uses
 from .words import Token
 
 __all__ = [
-    "IGNORED", "KNOWN_INSTRUCTIONS", "OK", "OVERRIDDEN", "PLATFORM_ARG", "PLATFORM_ARGS", "UNRESOLVED", "Edit",
-    "Heredoc", "ImageUse", "Instruction", "Status", "Token", "apply", "instructions", "scan", "scan_file",
+    "IGNORED", "INVALID", "KNOWN_INSTRUCTIONS", "OK", "OVERRIDDEN", "PLATFORM_ARG", "PLATFORM_ARGS", "UNRESOLVED",
+    "Edit", "Heredoc", "ImageUse", "Instruction", "Status", "Token", "apply", "instructions", "scan", "scan_file",
+    "scan_uses",
 ]  # fmt: skip

@@ -17,17 +17,35 @@ _GO_SPACE_RE = re.compile("[" + re.escape("".join(sorted(GO_SPACE))) + "]+")
 
 
 @dataclass(frozen=True)
+class Deps:
+    """What an expanded value depends on beyond its own text; the scanner turns it into a status and a note."""
+
+    platform: frozenset[str] = frozenset()  # predefined platform ARGs: no value when pinning
+    unresolved: frozenset[str] = frozenset()  # names without a value
+    args: frozenset[str] = frozenset()  # ARGs with a value, which a --build-arg may change at build time
+    overridden: frozenset[str] = frozenset()  # ARGs whose default in the file a --build-arg replaced
+    broken: frozenset[str] = frozenset()  # why a declaration it depends on could not be expanded
+
+    def __or__(self, other: Deps) -> Deps:
+        return Deps(*(getattr(self, f) | getattr(other, f) for f in _DEPS_FIELDS))
+
+
+_DEPS_FIELDS = ("platform", "unresolved", "args", "overridden", "broken")
+NO_DEPS = Deps()
+
+
+@dataclass(frozen=True)
 class Var:
-    """An ARG/ENV value; ``origin`` is set when it came from an ARG default we could edit."""
+    """An ARG/ENV value; ``origin`` is the (start, end, ARG name) of an ARG default's text we could edit."""
 
     value: str
-    origin: tuple[int, int, str] | None = None  # (start, end, ARG name) of the default's text
-    platform: frozenset[str] = frozenset()  # predefined platform ARGs the value depends on
-    unresolved: frozenset[str] = frozenset()  # ARGs without value the value depends on
+    origin: tuple[int, int, str] | None = None
+    deps: Deps = NO_DEPS
+    from_build_arg: bool = False
 
 
 class ShellError(Exception):
-    pass
+    """A word BuildKit cannot expand (bad substitution, unmatched quote, ...)."""
 
 
 class _Words:
@@ -79,16 +97,17 @@ class Shell:
         self.raw_quotes = raw_quotes
         self.raw_escapes = raw_escapes
         self.skip_unset = skip_unset
-        self.platform: set[str] = set()
+        self.deps = NO_DEPS
         self.unresolved: set[str] = set()
         self.result = ""
         self.s = ""
         self.i = 0
 
     def process(self, word: str) -> tuple[str, list[str]]:
+        """The word expanded, and the words it splits into."""
         if "$" not in word and "'" not in word and '"' not in word and self.escape not in word:
             # Nothing to expand, unquote or unescape (most references): the loop below would copy it char by
-            # char, which was most of --check's time on 1000 pinned files (issue 5's benchmark).
+            # char, which was most of --check's time on 1000 pinned files in the benchmark.
             return word, [w for w in _GO_SPACE_RE.split(word) if w]
         self.s, self.i = word, 0
         try:
@@ -97,6 +116,12 @@ class Shell:
             raise ShellError(f"failed to process {word!r}: {exc}") from None
         except RecursionError:  # ${a:-${b:-${c:-...}}} hundreds deep: Go's stack grows, Python's does not
             raise ShellError(f"failed to process {word!r}: substitutions nested too deeply") from None
+
+    def collected(self) -> Deps:
+        """Everything the words processed so far depend on."""
+        if not self.unresolved:
+            return self.deps
+        return self.deps | Deps(unresolved=frozenset(self.unresolved))
 
     def _peek(self) -> str | None:
         return self.s[self.i] if self.i < len(self.s) else None
@@ -207,8 +232,8 @@ class Shell:
         var = self.env.get(name)
         if var is None:
             return "", False
-        self.platform |= var.platform
-        self.unresolved |= var.unresolved
+        if var.deps is not NO_DEPS:
+            self.deps |= var.deps
         return var.value, True
 
     def _dollar(self) -> str:

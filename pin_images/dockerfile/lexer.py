@@ -57,13 +57,15 @@ class Instruction:
 class Lexer:
     """Splits a Dockerfile's text into instructions; afterwards ``escape`` and ``syntax`` hold its directives.
 
-    ``syntax`` is the (start, end) span of the ``# syntax=`` directive's value, None without one.
+    ``syntax`` is the (start, end) span of the ``# syntax=`` directive's value, None without one; ``comments``
+    holds the (line, start, end) of every comment line, without heredoc bodies (which are not comments).
     """
 
     def __init__(self, text: str, path: str) -> None:
         self.text = text
         self.path = path
         self.syntax: tuple[int, int] | None = None
+        self.comments: list[tuple[int, int, int]] = []
         self._set_escape("\\")
         self.lines: list[tuple[int, int]] = []
         pos = 0
@@ -114,6 +116,7 @@ class Lexer:
             if not directives_done:
                 directives_done = self._directive(lo, end, seen, start_line)
             if lo < end and text[lo] == "#":
+                self.comments.append((start_line, lo, end))
                 end = lo
             self._next += 1
             logical = self._logical_line(lo, end)
@@ -141,8 +144,11 @@ class Lexer:
             cstart, cend = self._content(self._next)
             self._next += 1
             first, _ = go_trim(text, cstart, cend)
-            if first == cend or text[first] == "#":
-                continue  # BuildKit skips comments and blank lines inside a continuation (the latter with a warning)
+            if first < cend and text[first] == "#":
+                self.comments.append((self._next, first, cend))
+                continue
+            if first == cend:
+                continue  # BuildKit skips blank lines inside a continuation (with a warning)
             kept, eol = self._trim_continuation(cstart, cend)
             chars.append(text[cstart:kept])
             pos.extend(range(cstart, kept))

@@ -1,30 +1,42 @@
-"""What is an image reference in a Dockerfile: FROM, COPY/ADD --from and RUN --mount from=, with ARGs expanded."""
+"""What is an image reference in a Dockerfile: FROM, COPY/ADD --from and RUN --mount from=, with ARGs expanded.
+
+Where a pin goes: after the reference in the instruction (``FROM python:3.12``, ``FROM ${REG}/app:1``); onto an
+ARG's default when the whole reference is that ARG and nothing else expands it (``ARG BASE=python:3.12`` for
+``FROM $BASE``); inside the braces of a fallback the build uses (``${BASE:-debian:12@sha256:...}``), so that a
+--build-arg still replaces the whole reference. Each use's ``line``/``column`` locate that text: for an
+ARG-default pin, the default on the ARG's line.
+"""
 
 from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 
 from ..errors import DockerfileError
-from ..uses import IGNORED, PLATFORM_ARG, UNRESOLVED, FileScan, ImageUse, ScanOptions, Status
-from .expand import Shell, ShellError, Var
+from ..uses import FileScan, ImageUse, Note, ScanOptions, Status
+from .expand import NO_DEPS, Deps, Shell, ShellError, Var
 from .lexer import KNOWN_INSTRUCTIONS, Instruction, Lexer
-from .words import Token
+from .words import Token, csv_fields
 
 # ARGs BuildKit defines itself from the build and target platforms; they have no value when we pin.
 PLATFORM_ARGS = frozenset(
     {
-        "BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT",
-        "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT",
+        "BUILDPLATFORM", "BUILDOS", "BUILDOSVERSION", "BUILDARCH", "BUILDVARIANT",
+        "TARGETPLATFORM", "TARGETOS", "TARGETOSVERSION", "TARGETARCH", "TARGETVARIANT",
     }
 )  # fmt: skip
-_STAGE_NAME_RE = re.compile(r"[a-z][a-z0-9-_.]*")
+# Their values before any ARG: placeholders that make a reference built from them a PLATFORM_ARG use.
+_PLACEHOLDERS = {name: Var("", deps=Deps(platform=frozenset({name}))) for name in PLATFORM_ARGS}
+_NAME = r"[^\W\d]\w*"
 _STAGE_INDEX_RE = re.compile(r"[+-]?[0-9]+")
-_VAR_REF_RE = re.compile(r"\$\{?([^\W\d]\w*)")
-_SINGLE_ARG_RE = re.compile(r"\$(?:([^\W\d]\w*)|\{([^\W\d]\w*)\})")
-_PRAGMA_RE = re.compile(r"[ \t]*#[ \t]*pin-images[ \t]*:[ \t]*ignore[ \t]*", re.IGNORECASE)
+_VAR_REF_RE = re.compile(rf"\$\{{?({_NAME})")
+_DOLLAR_TAIL_RE = re.compile(rf"\$({_NAME})\Z")
+_BRACE_RE = re.compile(rf"\$\{{({_NAME})(:?-|(?=\}}))")
+# Compiled on first use (through re's cache): only `AS name` and comments need them.
+_STAGE_NAME = r"[a-z][a-z0-9-_.]*"
+_PRAGMA = r"#[ \t]*pin-images[ \t]*:[ \t]*(\S*)(.*)"
 
 
 def _unquoted(tok: Token) -> tuple[int, int]:
@@ -35,250 +47,262 @@ def _unquoted(tok: Token) -> tuple[int, int]:
     return tok.start, tok.end
 
 
-def _single_arg(written: str) -> str | None:
-    """The ARG name when the reference is exactly ``$NAME`` or ``${NAME}`` (optionally in double quotes)."""
+@dataclass(frozen=True)
+class _Tail:
+    """The variable a reference ends with: the whole of it (``$BASE``) or its last part (``python:${TAG:-3.12}``)."""
+
+    name: str
+    whole: bool
+    op: str  # ":-", "-", or "" for no fallback
+    fallback: tuple[int, int] | None  # the fallback's span in the text, when it is plain text
+
+
+def _tail(tok: Token, escape: str) -> _Tail | None:
+    written, offset = tok.value, 0
     if len(written) >= 2 and written[0] == written[-1] == '"':
-        written = written[1:-1]
-    m = _SINGLE_ARG_RE.fullmatch(written)
-    return (m.group(1) or m.group(2)) if m else None
+        written, offset = written[1:-1], 1
+    m = _DOLLAR_TAIL_RE.search(written)
+    if m is not None and written[m.start() - 1 : m.start()] != escape:
+        return _Tail(m.group(1), m.start() == 0, "", None)
+    start = _last_brace(written, escape)
+    m = _BRACE_RE.match(written, start) if start is not None else None
+    if m is None:
+        return None  # no variable at the end, or one with another modifier (`${X:+y}`, `${X#y}`, ...)
+    lo, hi = m.end(), len(written) - 1
+    word = written[lo:hi]
+    fallback = None
+    if m.group(2) and word and not set(word) & set("$'\"\\" + escape) and len(tok.positions) == len(tok.value):
+        fallback = (tok.positions[offset + lo], tok.positions[offset + hi - 1] + 1)
+    return _Tail(m.group(1), start == 0, m.group(2), fallback)
 
 
-def _csv_fields(tok: Token) -> list[Token] | None:
-    """Go's encoding/csv, first record only (the value of ``--mount=``); None when it does not parse."""
-    v, n = tok.value, len(tok.value)
-    if n == 0:
+def _last_brace(written: str, escape: str) -> int | None:
+    """Where the ``${`` that the word's final ``}`` closes starts; None when the word does not end so."""
+    if not written.endswith("}"):
         return None
-    fields: list[Token] = []
-
-    def make(idx: list[int]) -> Token:
-        if not idx:
-            return Token("", tok.start, tok.start)
-        return Token("".join(v[k] for k in idx), tok.positions[idx[0]], tok.positions[idx[-1]] + 1,
-                     tuple(tok.positions[k] for k in idx))  # fmt: skip
-
+    opened: list[int] = []
     i = 0
-    while True:
-        idx: list[int] = []
-        if i < n and v[i] == '"':
-            i += 1
-            while True:
-                if i >= n:
-                    return None
-                if v[i] == '"':
-                    if i + 1 < n and v[i + 1] == '"':
-                        idx.append(i)
-                        i += 2
-                        continue
-                    i += 1
-                    break
-                idx.append(i)
-                i += 1
-            fields.append(make(idx))
-            if i == n:
-                return fields
-            if v[i] != ",":
-                return None
-            i += 1
-        else:
-            j = v.find(",", i)
-            stop = n if j < 0 else j
-            if '"' in v[i:stop]:
-                return None
-            fields.append(make(list(range(i, stop))))
-            if j < 0:
-                return fields
-            i = j + 1
+    while i < len(written):
+        if written[i] == escape:
+            i += 2
+            continue
+        if written.startswith("${", i):
+            opened.append(i)
+            i += 2
+            continue
+        if written[i] == "}" and opened:
+            start = opened.pop()
+            if i == len(written) - 1:
+                return start
+        i += 1
+    return None
+
+
+@dataclass
+class _Stage:
+    """What one build stage sees: its ARG/ENV values, and the ARGs it declared itself."""
+
+    env: dict[str, Var] = field(default_factory=dict)
+    declared: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A reference as an instruction writes it, before the file-wide choice of where its digest goes."""
+
+    keyword: str
+    written: str
+    image: str | None
+    platform: str | None
+    status: Status
+    note: str
+    span: tuple[int, int]  # the reference in the instruction, or the fallback inside its braces
+    arg: str | None = None  # the ARG whose default is the whole reference
+    arg_span: tuple[int, int] = (0, 0)
+    built_from: frozenset[str] = frozenset()  # ARGs a --build-arg could change while the digest stays
 
 
 class _Scanner:
-    def __init__(self, text: str, path: str, build_args: Mapping[str, str]) -> None:
+    def __init__(self, text: str, path: str, options: ScanOptions) -> None:
         self.text = text
         self.path = path
-        self.build_args = dict(build_args)
+        self.build_args = dict(options.build_args)
+        self.pin_syntax = options.pin_syntax
         self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
-        lexer = Lexer(text, path)
-        self.instrs = lexer.run()
-        self.lines = lexer.lines
-        self.escape = lexer.escape
-        self.uses: list[ImageUse] = []
-        self.token_spans: list[tuple[int, int]] = []
-        self.has_syntax = lexer.syntax is not None
+        self.lexer = Lexer(text, path)
+        self.instrs = self.lexer.run()
+        self.escape = self.lexer.escape
+        self.found: list[_Found] = []
+        self.notes: list[Note] = []
+        self.global_env = dict(_PLACEHOLDERS)
+        for name in PLATFORM_ARGS & self.build_args.keys():
+            self.global_env[name] = Var(self.build_args[name], deps=Deps(args=frozenset({name})), from_build_arg=True)
+        self.global_declared: set[str] = set()
+        self.stage_declared: dict[str, int] = {}  # ARG name -> first line that declares it inside a stage
+        self.stages: set[str] = set()  # every stage name: COPY --from sees later stages too
 
-    def line_of(self, index: int) -> int:
-        return bisect.bisect_right(self.line_starts, index)
+    def position(self, index: int) -> tuple[int, int]:
+        """The 1-based line and column (in characters, a BOM not counted) of a text index."""
+        line = bisect.bisect_right(self.line_starts, index)
+        column = index - self.line_starts[line - 1] + 1
+        if line == 1 and self.text.startswith("\ufeff") and index > 0:
+            column -= 1
+        return line, column
 
     def error(self, cause: str, ins: Instruction) -> DockerfileError:
         return DockerfileError(cause, self.path, ins.start_line)
 
-    def expand(self, word: str, env: Mapping[str, Var], ins: Instruction) -> Shell:
+    def expand(self, word: str, env: Mapping[str, Var]) -> Shell:
+        """The word expanded in ``env``; raises ShellError where BuildKit would fail."""
         sh = Shell(self.escape, env)
-        try:
-            sh.result, _ = sh.process(word)
-        except ShellError as exc:
-            raise self.error(str(exc), ins) from None
+        sh.result, _ = sh.process(word)
         return sh
 
-    def ignored(self, ins: Instruction, prev_end: int) -> bool:
-        above = ins.start_line - 1
-        if above < 1 or above <= prev_end:
-            return False
-        start, end = self.lines[above - 1]
-        return _PRAGMA_RE.fullmatch(self.text[start:end].rstrip("\r\n")) is not None
-
-    def declare(self, ins: Instruction, env: dict[str, Var], inherit: Mapping[str, Var] | None) -> None:
-        """ARG: build-arg beats default; in a stage, a bare ``ARG X`` inherits the global X."""
-        if not ins.arg_tokens:
-            raise self.error("ARG requires at least one argument", ins)
-        for tok in ins.arg_tokens:
-            name, eq, _ = tok.value.partition("=")
-            if eq and not name:
-                raise self.error("ARG names can not be blank", ins)
-            if name in self.build_args:
-                env[name] = Var(self.build_args[name])
-            elif eq:
-                default = tok.part(len(name) + 1)
-                raw = default.value if default else ""
-                sh = self.expand(raw, env, ins)
-                if default is None:
-                    at = tok.positions[len(name)] + 1
-                    origin = (at, at, name)
-                else:
-                    start, end = _unquoted(default)
-                    origin = (start, end, name)
-                env[name] = Var(sh.result, origin, frozenset(sh.platform), frozenset(sh.unresolved))
-            elif inherit is not None and name in inherit:
-                env[name] = inherit[name]
-            # Otherwise the ARG has no value (a predefined platform ARG keeps its placeholder).
-
-    def add_use(
-        self, ins: Instruction, tok: Token, env: Mapping[str, Var], stages: set[str], ignored: bool,
-        platform: str | None = None, raw_written: bool = False,
-    ) -> None:  # fmt: skip
-        written = tok.value
-        sh = self.expand(written, env, ins)
-        image: str | None = sh.result
-        status, note = Status.OK, ""
-        # A platform ARG used in a stage without `ARG TARGETARCH` is empty in BuildKit, but meant per platform.
-        platform_args = sh.platform | (sh.unresolved & PLATFORM_ARGS)
-        if platform_args:
-            names = ", ".join(sorted(platform_args))
-            status, image = PLATFORM_ARG, None
-            note = f"depends on predefined platform ARG {names}, unknown when pinning"
-        elif sh.unresolved:
-            names = ", ".join(sorted(sh.unresolved))
-            status = UNRESOLVED
-            note = f"depends on ARG {names} with no default value and no --build-arg"
-            image = None
-        else:
-            assert image is not None
-            if image.lower() in stages or image.lower() == "scratch":
-                return
-            if ins.keyword != "FROM" and _STAGE_INDEX_RE.fullmatch(image):
-                return
-            if image == "" and ins.keyword == "FROM":
-                raise self.error(f"base name ({written}) should not be blank", ins)
-        if ignored:
-            status, note = IGNORED, "marked '# pin-images: ignore'"
-        start, end = _unquoted(tok) if raw_written else (tok.start, tok.end)
-        self.token_spans.append((start, end))
-        arg = None
-        name = _single_arg(written)
-        var = env.get(name) if name else None
-        if var is not None and var.origin is not None:
-            start, end, arg = var.origin
-        self.uses.append(
-            ImageUse(ins.start_line, ins.keyword, written, image, platform, start, end, self.line_of(start),
-                     arg, status, note)
-        )  # fmt: skip
-
-    def run(self) -> list[ImageUse]:
-        all_stages: set[str] = set()
+    def run(self) -> FileScan:
+        if not self.instrs:
+            self.notes.append(Note(1, "file with no instructions"))
+        ignored = self.pragmas()
         for ins in self.instrs:
             if ins.keyword == "FROM":
                 name = self.from_stage_name(ins)
                 if name:
-                    all_stages.add(name)
-        global_env: dict[str, Var] = {
-            name: Var(self.build_args[name]) if name in self.build_args else Var("", platform=frozenset({name}))
-            for name in PLATFORM_ARGS
-        }
-        earlier: set[str] = set()
-        stage_envs: dict[str, dict[str, Var]] = {}
-        env: dict[str, Var] | None = None
-        prev_end = 0
+                    self.stages.add(name)
+        earlier: dict[str, _Stage] = {}
+        stage: _Stage | None = None
         for ins in self.instrs:
             kw = ins.keyword
             if kw not in KNOWN_INSTRUCTIONS:
-                if self.has_syntax:
+                if self.lexer.syntax is not None:
                     continue  # a `# syntax=` frontend may define its own instructions
                 raise self.error(f"unknown instruction: {kw}", ins)
-            ignored = self.ignored(ins, prev_end)
-            prev_end = ins.end_line
-            if env is None and kw not in ("ARG", "FROM"):
+            skip = ins.start_line - 1 in ignored
+            if kw == "FROM":
+                stage = self.enter_stage(ins, earlier, skip)
+            elif kw == "ARG":
+                self.declare(ins, stage)
+            elif stage is None:
                 raise self.error("no build stage in current context", ins)
-            if kw == "ARG":
-                if env is None:
-                    self.declare(ins, global_env, None)
-                else:
-                    self.declare(ins, env, global_env)
-            elif kw == "FROM":
-                self.scan_from(ins, global_env, earlier, ignored)
-                name = self.from_stage_name(ins)
-                base = self.expand(ins.args[0], global_env, ins).result.lower()
-                env = dict(stage_envs[base]) if base in earlier and base in stage_envs else {}
-                if name:
-                    earlier.add(name)
-                    stage_envs[name] = env
-            elif kw == "ENV" and env is not None:
-                toks = ins.arg_tokens
-                values = [(toks[k].value, self.expand(toks[k + 1].value, env, ins)) for k in range(0, len(toks) - 1, 2)]
-                for key, sh in values:
-                    env[key] = Var(sh.result, None, frozenset(sh.platform), frozenset(sh.unresolved))
-            elif kw in ("COPY", "ADD") and env is not None:
+            elif kw == "ENV":
+                self.set_env(ins, stage)
+            elif kw in ("COPY", "ADD"):
                 tok = self.flag_value(ins, "from")
                 if tok is not None:
-                    self.add_use(ins, tok, env, all_stages, ignored)
-            elif kw == "RUN" and env is not None:
-                self.scan_mounts(ins, env, all_stages, ignored)
-        return self.shared_defaults_only()
+                    self.add_use(ins, tok, stage, self.stages, skip)
+            elif kw == "RUN":
+                self.scan_mounts(ins, stage, skip)
+        uses = self.place_digests()
+        if self.pin_syntax and self.lexer.syntax is not None:
+            uses.insert(0, self.syntax_use(*self.lexer.syntax))
+        return FileScan("dockerfile", tuple(uses), tuple(sorted(self.notes, key=lambda n: n.line)))
 
-    def shared_defaults_only(self) -> list[ImageUse]:
-        """Edit an ARG default only when every reference to that ARG is a whole image reference.
+    def pragmas(self) -> set[int]:
+        """The lines of ``# pin-images: ignore`` comments (a reason may follow); a note for any other word."""
+        found: set[int] = set()
+        pragma = re.compile(_PRAGMA, re.IGNORECASE)
+        starts = {ins.start_line for ins in self.instrs}
+        for line, lo, hi in self.lexer.comments:
+            m = pragma.fullmatch(self.text, lo, hi)
+            if m is None:
+                continue
+            word = m.group(1)
+            if word.lower() != "ignore":
+                shown = f"'{word}'" if word else "nothing"
+                self.notes.append(Note(line, f"unknown '# pin-images:' directive {shown}: the only one is 'ignore'"))
+            elif line + 1 not in starts:
+                self.notes.append(Note(line, "'# pin-images: ignore' has no effect: no instruction directly below"))
+            else:
+                found.add(line)
+        return found
 
-        Otherwise (``FROM $BASE-slim``, ``ARG FULL=$BASE``, ``LABEL base=$BASE``) a digest on the default would
-        leak into the other uses, so the digest goes after the reference in the instruction instead.
+    def syntax_use(self, start: int, end: int) -> ImageUse:
+        """The ``# syntax=`` frontend image as a use of its own."""
+        value = self.text[start:end]
+        line, column = self.position(start)
+        return ImageUse(line, "syntax", value, value, None, start, end, line, column=column)
+
+    def enter_stage(self, ins: Instruction, earlier: dict[str, _Stage], skip: bool) -> _Stage:
+        """FROM: the image it names, then a new stage that starts from its base stage's ARGs and ENVs."""
+        self.scan_from(ins, earlier.keys(), skip)
+        name = self.from_stage_name(ins)
+        try:
+            base = self.expand(ins.args[0], self.global_env).result.lower()
+        except ShellError:
+            base = ""
+        parent = earlier.get(base)
+        stage = _Stage(dict(parent.env), set(parent.declared)) if parent is not None else _Stage()
+        if name:
+            earlier[name] = stage
+        return stage
+
+    def declare(self, ins: Instruction, stage: _Stage | None) -> None:
+        """ARG: a --build-arg beats the default; in a stage, a bare ``ARG X`` inherits the global X."""
+        if not ins.arg_tokens:
+            raise self.error("ARG requires at least one argument", ins)
+        env = self.global_env if stage is None else stage.env
+        for tok in ins.arg_tokens:
+            name, eq, _ = tok.value.partition("=")
+            if eq and not name:
+                raise self.error("ARG names can not be blank", ins)
+            if stage is None:
+                self.global_declared.add(name)
+            else:
+                stage.declared.add(name)
+                self.stage_declared.setdefault(name, ins.start_line)
+            given = self.build_args.get(name)
+            default = self.default(ins, tok, name, env, given is None) if eq else None
+            if default is None and stage is not None and not eq:
+                default = self.global_env.get(name)
+            if given is not None and (default is None or (default.value != given or default.deps.broken)):
+                if default is None or default.from_build_arg:
+                    default = default or Var(given, None, Deps(args=frozenset({name})), from_build_arg=True)
+                else:  # the build replaces a default the file names
+                    deps = Deps(args=frozenset({name}), overridden=frozenset({name}))
+                    default = Var(given, None, deps, from_build_arg=True)
+            if default is not None:
+                env[name] = default
+            # Otherwise the ARG has no value (a predefined platform ARG keeps its placeholder).
+
+    def default(self, ins: Instruction, tok: Token, name: str, env: Mapping[str, Var], report: bool) -> Var:
+        """The value of ``ARG name=default``, remembering where the default's text is.
+
+        ``report`` is False when a --build-arg replaces the default: BuildKit does not expand it then.
         """
-        refs: dict[str, int] = {}
-        for ins in self.instrs:
-            for one in (ins, ins.sub):
-                for tok in (*one.flag_tokens, *one.arg_tokens) if one is not None else ():
-                    for m in _VAR_REF_RE.finditer(tok.value):
-                        refs[m.group(1)] = refs.get(m.group(1), 0) + 1
-        whole: dict[str, int] = {}
-        for use in self.uses:
-            if use.arg is not None:
-                whole[use.arg] = whole.get(use.arg, 0) + 1
-        out = []
-        for use, (start, end) in zip(self.uses, self.token_spans):
-            if use.arg is not None and refs.get(use.arg, 0) > whole[use.arg]:
-                use = replace(use, start=start, end=end, edit_line=self.line_of(start), arg=None)
-            out.append(use)
-        return out
+        default = tok.part(len(name) + 1)
+        if default is None:
+            at = tok.positions[len(name)] + 1
+            origin = (at, at, name)
+        else:
+            start, end = _unquoted(default)
+            origin = (start, end, name)
+        try:
+            sh = self.expand(default.value if default else "", env)
+        except ShellError as exc:
+            if not report:
+                return Var("", origin, Deps(broken=frozenset({str(exc)})))
+            return Var("", origin, self.broken(ins, f"ARG {name}", exc))
+        return Var(sh.result, origin, sh.collected() | Deps(args=frozenset({name})))
 
-    def from_stage_name(self, ins: Instruction) -> str | None:
-        args = ins.args
-        if len(args) == 3 and args[1].lower() == "as":
-            name = args[2].lower()
-            if not _STAGE_NAME_RE.fullmatch(name):
-                raise self.error(
-                    f"invalid name for build stage: {args[2]!r}, name can't start with a number or contain symbols", ins
-                )
-            return name
-        if len(args) != 1:
-            raise self.error("FROM requires either one or three arguments", ins)
-        return None
+    def broken(self, ins: Instruction, what: str, exc: ShellError) -> Deps:
+        """A declaration BuildKit cannot expand: a warning for the file, and a reason for what depends on it."""
+        self.notes.append(Note(ins.start_line, f"{what} cannot be expanded: {exc}"))
+        return Deps(broken=frozenset({f"{what} on line {ins.start_line} cannot be expanded ({exc})"}))
 
-    def scan_from(self, ins: Instruction, global_env: Mapping[str, Var], earlier: set[str], ignored: bool) -> None:
+    def set_env(self, ins: Instruction, stage: _Stage) -> None:
+        """ENV: every value is expanded with the variables as they were before the instruction."""
+        toks = ins.arg_tokens
+        values: list[tuple[str, Var]] = []
+        for k in range(0, len(toks) - 1, 2):
+            key = toks[k].value
+            try:
+                sh = self.expand(toks[k + 1].value, stage.env)
+            except ShellError as exc:
+                values.append((key, Var("", None, self.broken(ins, f"ENV {key}", exc))))
+            else:
+                values.append((key, Var(sh.result, None, sh.collected())))
+        stage.env.update(values)
+
+    def scan_from(self, ins: Instruction, stages: Collection[str], skip: bool) -> None:
+        """The image a FROM names, and its --platform when that is known before the build."""
         platform_tok = None
         for tok in ins.flag_tokens:
             if tok.value == "--":
@@ -292,11 +316,30 @@ class _Scanner:
                 raise self.error("Duplicate flag specified: platform", ins)
             platform_tok = tok.part(len("--platform="))
         self.from_stage_name(ins)
-        platform = None
+        platform, problem = None, ""
         if platform_tok is not None:
-            sh = self.expand(platform_tok.value, global_env, ins)
-            platform = None if sh.platform or sh.unresolved else sh.result
-        self.add_use(ins, ins.arg_tokens[0], global_env, earlier, ignored, platform, raw_written=True)
+            try:
+                sh = self.expand(platform_tok.value, self.global_env)
+            except ShellError as exc:
+                problem = f"--platform cannot be expanded: {exc}"
+            else:
+                deps = sh.collected()
+                literal = not (deps.platform or deps.unresolved or deps.broken or deps.args & PLATFORM_ARGS)
+                platform = sh.result if literal and sh.result else None
+        self.add_use(ins, ins.arg_tokens[0], None, stages, skip, platform, problem)
+
+    def from_stage_name(self, ins: Instruction) -> str | None:
+        args = ins.args
+        if len(args) == 3 and args[1].lower() == "as":
+            name = args[2].lower()
+            if not re.compile(_STAGE_NAME).fullmatch(name):
+                raise self.error(
+                    f"invalid name for build stage: {args[2]!r}, name can't start with a number or contain symbols", ins
+                )
+            return name
+        if len(args) != 1:
+            raise self.error("FROM requires either one or three arguments", ins)
+        return None
 
     def flag_value(self, ins: Instruction, wanted: str) -> Token | None:
         found = None
@@ -313,7 +356,8 @@ class _Scanner:
             found = tok.part(len(wanted) + 3) or Token("", tok.end, tok.end)
         return found if found is not None and found.value else None
 
-    def scan_mounts(self, ins: Instruction, env: Mapping[str, Var], stages: set[str], ignored: bool) -> None:
+    def scan_mounts(self, ins: Instruction, stage: _Stage, skip: bool) -> None:
+        """RUN --mount=...,from=<image>: every mount that reads from an image."""
         for tok in ins.flag_tokens:
             if tok.value == "--":
                 break
@@ -321,7 +365,7 @@ class _Scanner:
             if name != "mount" or not eq:
                 continue
             value = tok.part(len("--mount="))
-            fields = _csv_fields(value) if value is not None else None
+            fields = csv_fields(value) if value is not None else None
             if fields is None:
                 raise self.error(f"failed to parse csv mounts: {tok.value}", ins)
             mount_type, source = "bind", None
@@ -338,17 +382,155 @@ class _Scanner:
                 continue
             if mount_type == "secret":
                 raise self.error("secret mount should not have a from", ins)
-            self.add_use(ins, source, env, stages, ignored)
+            self.add_use(ins, source, stage, self.stages, skip)
+
+    def add_use(
+        self, ins: Instruction, tok: Token, stage: _Stage | None, stages: Collection[str], skip: bool,
+        platform: str | None = None, problem: str = "",
+    ) -> None:  # fmt: skip
+        """Record the reference ``tok`` (in ``stage``, or before any for FROM) unless it names a stage."""
+        env = self.global_env if stage is None else stage.env
+        written = tok.value
+        span = _unquoted(tok) if ins.keyword == "FROM" else (tok.start, tok.end)
+        image: str | None = None
+        deps = NO_DEPS
+        try:
+            sh = self.expand(written, env)
+        except ShellError as exc:
+            status, note = Status.INVALID, str(exc)
+        else:
+            image, deps = sh.result, sh.collected()
+            status, note = (Status.INVALID, problem) if problem else self.judge(deps, stage)
+        if status in (Status.OK, Status.OVERRIDDEN) and image is not None:
+            if image.lower() in stages or image.lower() == "scratch":
+                return
+            if ins.keyword != "FROM" and _STAGE_INDEX_RE.fullmatch(image):
+                return
+            if image == "" and ins.keyword == "FROM":
+                status, note = Status.INVALID, f"base name ({written}) should not be blank"
+        found = _Found(ins.keyword, written, image, platform, status, note, span, built_from=deps.args)
+        found = self.place(found, tok, env)
+        if found.status is not Status.OK:
+            found = replace(found, image=None)
+        if skip:
+            found = replace(found, status=Status.IGNORED, note="marked '# pin-images: ignore'")
+        self.found.append(found)
+
+    def place(self, found: _Found, tok: Token, env: Mapping[str, Var]) -> _Found:
+        """Where the digest of an OK reference goes when it ends with a variable (see the module docstring)."""
+        tail = _tail(tok, self.escape)
+        if tail is None:
+            return found
+        var = env.get(tail.name)
+        uses_fallback = bool(tail.op) and (var is None or (tail.op == ":-" and var.value == ""))
+        if found.status is Status.OK and uses_fallback:
+            if tail.fallback is None:
+                note = f"its fallback for ${tail.name} is not plain text, so the digest cannot go inside the braces"
+                return replace(found, status=Status.UNRESOLVED, note=note)
+            return replace(found, span=tail.fallback, built_from=found.built_from - {tail.name})
+        if found.status is Status.OK and tail.op and var is not None and var.from_build_arg:
+            note = (
+                f"--build-arg {tail.name} replaces the fallback the file names in "
+                f"${{{tail.name}{tail.op}...}}, and a digest must belong to the image the file names"
+            )
+            return replace(found, status=Status.OVERRIDDEN, note=note)
+        if tail.whole and not uses_fallback and var is not None and var.origin is not None and not var.from_build_arg:
+            return replace(found, arg=tail.name, arg_span=var.origin[:2])
+        return found
+
+    def judge(self, deps: Deps, stage: _Stage | None) -> tuple[Status, str]:
+        """The status of a reference from what its expansion depended on, and the note that says why."""
+        if deps.broken:
+            return Status.INVALID, "depends on " + "; ".join(sorted(deps.broken))
+        platform_args = deps.platform | (deps.unresolved & PLATFORM_ARGS)
+        if platform_args:
+            return (
+                Status.PLATFORM_ARG,
+                f"depends on predefined platform ARG {', '.join(sorted(platform_args))}, unknown when pinning",
+            )
+        if deps.unresolved:
+            why = [self.why_unset(name, stage) for name in sorted(deps.unresolved)]
+            return Status.UNRESOLVED, "depends on " + "; ".join(why)
+        if deps.overridden:
+            names = sorted(deps.overridden)
+            return Status.OVERRIDDEN, (
+                f"--build-arg {names[0]} overrides the default the file gives ARG {names[0]}, "
+                "and a digest must belong to the image the file names"
+            )
+        return Status.OK, ""
+
+    def why_unset(self, name: str, stage: _Stage | None) -> str:
+        """Why ``name`` has no value where a reference uses it, worded for the case it is."""
+        if name in (self.global_declared if stage is None else stage.declared):
+            return f"ARG {name}, which has no default value and no --build-arg"
+        if stage is None:
+            if name in self.stage_declared:
+                return (
+                    f"ARG {name}, which is declared only inside a stage (line {self.stage_declared[name]}); "
+                    "FROM sees only ARGs declared before the first FROM"
+                )
+            return f"${name}, which no ARG before the first FROM declares"
+        if name in self.global_env:
+            return f"the global ARG {name}, which this stage must redeclare (`ARG {name}`) to see its default"
+        if name in self.global_declared:
+            return f"the global ARG {name}, which has no default value and is not redeclared in this stage"
+        return f"${name}, which no ARG or ENV of this stage declares"
+
+    def place_digests(self) -> list[ImageUse]:
+        """The uses, with an ARG default edited only when every reference to that ARG is a whole image reference.
+
+        Otherwise (``FROM $BASE-slim``, ``ARG FULL=$BASE``, ``LABEL base=$BASE``) a digest on the default would
+        leak into the other uses, so the digest goes after the reference in the instruction instead.
+        """
+        refs: dict[str, int] = {}
+        for ins in self.instrs:
+            for one in (ins, ins.sub):
+                for tok in (*one.flag_tokens, *one.arg_tokens) if one is not None else ():
+                    for m in _VAR_REF_RE.finditer(tok.value):
+                        refs[m.group(1)] = refs.get(m.group(1), 0) + 1
+        whole: dict[str, int] = {}
+        for f in self.found:
+            if f.arg is not None:
+                whole[f.arg] = whole.get(f.arg, 0) + 1
+        uses = []
+        for f in self.found:
+            arg = f.arg if f.arg is not None and refs.get(f.arg, 0) <= whole[f.arg] else None
+            start, end = f.arg_span if arg is not None else f.span
+            note, built_from = f.note, f.built_from - {arg}
+            if f.status is Status.OK and built_from:
+                names = ", ".join(sorted(built_from))
+                note = f"built from ARG {names}: a --build-arg that changes it at build time still pulls this digest"
+            line, column = self.position(start)
+            uses.append(
+                ImageUse(line, f.keyword, f.written, f.image, f.platform, start, end, line, arg, f.status, note, column)
+            )
+        return uses
 
 
 def scan(data: bytes, path: str = "", build_args: Mapping[str, str] | None = None) -> list[ImageUse]:
-    """Every external image reference in a Dockerfile (FROM, COPY/ADD --from, RUN --mount from=), in file order."""
-    if b"\x00" in data:
-        raise DockerfileError("binary file (contains NUL bytes)", path)
-    text = data.decode("utf-8", "surrogateescape")
-    return _Scanner(text, path, build_args or {}).run()
+    """Every external image reference in a Dockerfile (FROM, COPY/ADD --from, RUN --mount from=), in file order.
+
+    The entry point from before file kinds (``scan_file`` without the notes).
+    """
+    return list(scan_file(data, path, ScanOptions(build_args=dict(build_args or {}))).uses)
 
 
 def scan_file(data: bytes, path: str, options: ScanOptions) -> FileScan:
-    """The file-kind entry point: one Dockerfile's image uses and notes."""
-    return FileScan("dockerfile", tuple(scan(data, path, options.build_args)))
+    """The file-kind entry point: one Dockerfile's image uses and file-level notes.
+
+    A use that cannot be expanded (see ``scan_uses``) is raised as the file's DockerfileError, naming its line:
+    the run has no other way yet to report an INVALID use as the error it is.
+    """
+    result = scan_uses(data, path, options)
+    for use in result.uses:
+        if use.status is Status.INVALID:
+            raise DockerfileError(use.note, path, use.line)
+    return result
+
+
+def scan_uses(data: bytes, path: str, options: ScanOptions) -> FileScan:
+    """Every use and note, a reference that cannot be expanded included as a ``Status.INVALID`` use."""
+    if b"\x00" in data:
+        raise DockerfileError("binary file (contains NUL bytes)", path)
+    text = data.decode("utf-8", "surrogateescape")
+    return _Scanner(text, path, options).run()

@@ -375,3 +375,50 @@ def _json_tokens(lg: Logical, i: int, count: int) -> list[Token]:
         tok = lg.token(raw_start, i, idx, "".join(chars))
         tokens.append(tok)
     return tokens
+
+
+def csv_fields(tok: Token) -> list[Token] | None:
+    """Go's encoding/csv, first record only (the value of ``--mount=``); None when it does not parse."""
+    v, n = tok.value, len(tok.value)
+    if n == 0:
+        return None
+    fields: list[Token] = []
+
+    def make(idx: list[int]) -> Token:
+        if not idx:
+            return Token("", tok.start, tok.start)
+        return Token("".join(v[k] for k in idx), tok.positions[idx[0]], tok.positions[idx[-1]] + 1,
+                     tuple(tok.positions[k] for k in idx))  # fmt: skip
+
+    i = 0
+    while True:
+        idx: list[int] = []
+        if i < n and v[i] == '"':
+            i += 1
+            while True:
+                if i >= n:
+                    return None
+                if v[i] == '"':
+                    if i + 1 < n and v[i + 1] == '"':
+                        idx.append(i)
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                idx.append(i)
+                i += 1
+            fields.append(make(idx))
+            if i == n:
+                return fields
+            if v[i] != ",":
+                return None
+            i += 1
+        else:
+            j = v.find(",", i)
+            stop = n if j < 0 else j
+            if '"' in v[i:stop]:
+                return None
+            fields.append(make(list(range(i, stop))))
+            if j < 0:
+                return fields
+            i = j + 1

@@ -30,6 +30,9 @@ def test_demo_pins_a_copy_of_the_examples_offline(registry_bin: str, tmp_path: P
     assert done.returncode == 0, out + done.stderr
     diff = out[out.index("--dry-run writes nothing") : out.index("==> pinning for real")]
     assert "\n+FROM " in diff and "@sha256:" in diff
+    for kind_file in ("compose/compose.yaml", "k8s/deployment.yaml", ".github/workflows/test.yml",
+                      "gitlab/.gitlab-ci.yml", "devcontainer/.devcontainer/devcontainer.json"):
+        assert f"\n+++ b/{kind_file}\n" in diff, kind_file
     assert "would pin" in diff
     assert "pinned" in out[out.index("==> pinning for real") :]
     assert "(exit status 0)" in out[out.index("==> checking") :]

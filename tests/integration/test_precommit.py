@@ -13,21 +13,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import metadata
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pytest
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:
-    import tomli as tomllib
-
+from tests.support.deps import link_distributions, runtime_requirements
 from tests.support.registry_server import RegistryServer
 from tests.support.seed import seed_image
 
@@ -63,7 +55,7 @@ def _clean_env(tmp: Path) -> dict[str, str]:
     # interpreter running the tests (a virtualenv's own site-packages, not its base interpreter's), through a
     # directory on PYTHONPATH holding only those distributions, where pip sees them installed. virtualenv seeds
     # setuptools from its bundled wheels (for every Python version) to build the hook without build isolation.
-    env["PYTHONPATH"] = str(_dependency_view(tmp / "hook-deps"))
+    env["PYTHONPATH"] = str(link_distributions(tmp / "hook-deps", runtime_requirements()))
     env["PIP_NO_INDEX"] = "1"
     env["PIP_NO_BUILD_ISOLATION"] = "0"  # pip reads this inverted: "0" turns build isolation off
     env["VIRTUALENV_SETUPTOOLS"] = "bundle"
@@ -73,34 +65,6 @@ def _clean_env(tmp: Path) -> dict[str, str]:
     for name in ("VIRTUALENV_SYSTEM_SITE_PACKAGES", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONNOUSERSITE"):
         env.pop(name, None)
     return env
-
-
-def _requirements(dist: metadata.Distribution) -> Iterator[str]:
-    """Names of the distributions ``dist`` needs on this interpreter, extras left out."""
-    for text in dist.requires or ():
-        req = Requirement(text)
-        if not req.marker or req.marker.evaluate({"extra": ""}):
-            yield req.name
-
-
-def _dependency_view(dest: Path) -> Path:
-    """A directory of symlinks to pin-images' runtime dependencies (transitively) in this interpreter's sys.path."""
-    dest.mkdir(exist_ok=True)
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pending = [req.name for req in map(Requirement, project["dependencies"]) if not req.marker or req.marker.evaluate()]
-    seen: set[str] = set()
-    while pending:
-        name = canonicalize_name(pending.pop())
-        if name in seen:
-            continue
-        seen.add(name)
-        dist = metadata.distribution(name)  # PackageNotFoundError: the test extras were not installed
-        pending.extend(_requirements(dist))
-        for top in {PurePosixPath(str(f)).parts[0] for f in dist.files or ()} - {"..", "__pycache__"}:
-            link, target = dest / top, Path(str(dist.locate_file(top)))
-            if target.exists() and not link.exists():
-                link.symlink_to(target, target_is_directory=target.is_dir())
-    return dest
 
 
 def _snapshot(dest: Path, env: dict[str, str]) -> str:

@@ -1,0 +1,170 @@
+"""One run: find files, scan each through its file kind, plan, resolve, and write; returns a Report.
+
+Nothing here prints or exits (the CLI does); the registry client is built only when a reference needs the network,
+so ``--check`` never imports ``requests``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import files, kinds
+from .errors import DockerfileError, PinImagesError
+from .report import Report
+from .resolve import (
+    DEFAULT_JOBS,
+    SKIPPED,
+    FileResult,
+    Finding,
+    Options,
+    Plan,
+    Resolver,
+    classify,
+    not_written,
+    resolve_plan,
+)
+from .uses import Edit, ScanOptions, apply
+
+__all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "run"]
+
+DEFAULT_TIMEOUT = 30.0
+# Writes are fsync'd; a few threads let them overlap each other and the requests still in flight.
+WRITERS = 4
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Settings:
+    """Everything a run needs, merged from the command line, the configuration file and the defaults."""
+
+    paths: list[str]
+    options: Options
+    dry_run: bool = False
+    mirrors: dict[str, list[str]] = field(default_factory=dict)
+    insecure: list[str] = field(default_factory=list)
+    build_args: dict[str, str] = field(default_factory=dict)
+    timeout: float = DEFAULT_TIMEOUT
+    excludes: list[str] = field(default_factory=list)
+    fmt: str = "text"
+    quiet: bool = False
+    verbose: bool = False
+    kinds: tuple[str, ...] = ()  # the file kinds to read; empty means every kind
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What writing (or diffing) one file did."""
+
+    changed: bool
+    diff: str | None = None
+
+
+def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress | None = None) -> Report:
+    """Scan, resolve, edit and write; ``connect`` builds the resolver, called only if the network is needed.
+
+    ``progress(done, total)`` is called as references resolve.
+    """
+    options = settings.options
+    mode = "check" if options.check else ("dry-run" if settings.dry_run else "write")
+    report = Report(mode=mode, update=options.update, platform=str(options.platform) if options.platform else None)
+    plan = Plan()
+    # Only the bytes of files that may change are kept: memory grows with the files to write, not with the tree.
+    contents: dict[str, bytes] = {}
+    scan_options = ScanOptions(build_args=settings.build_args)
+    found = files.discover(settings.paths, settings.excludes, only=settings.kinds or None)
+    report.file_errors.extend(found.errors)
+    for path in found.paths:
+        # A search keeps only files of a known kind; a named file of no kind (a .json, a .yaml by name) is skipped.
+        kind = kinds.kind_for_named_file(path)
+        if kind is None or (settings.kinds and kind not in settings.kinds) or _too_big_to_sniff(path, kind):
+            continue
+        try:
+            data = files.read_file(path)
+            scan = kinds.scan_file(kind, data, path, scan_options)
+        except PinImagesError as exc:
+            report.file_errors.append(exc)
+            continue
+        report.files_scanned += 1
+        classify(path, data.decode("utf-8", "surrogateescape"), scan.uses, options, plan)
+        for note in scan.notes:  # a template left alone, say: shown as a skipped finding
+            plan.findings[path].append(
+                Finding(path, note.line, "(file)", None, SKIPPED, message=note.message, warning=note.warning,
+                        kind=scan.kind)
+            )  # fmt: skip
+        if plan.pending[path]:
+            contents[path] = data
+    work = plan.targets()
+    resolver = connect() if work else None
+    if resolver is not None:
+        resolver.prefetch(list(work.values()))
+    results: dict[str, FileResult] = {}
+    writes: dict[str, Future[_Written]] = {}
+    writer = ThreadPoolExecutor(max_workers=WRITERS)
+    try:
+        for result in resolve_plan(plan, resolver, options):
+            results[result.path] = result
+            if progress is not None and work:
+                progress(result.resolved, len(work))
+            edits = result.edits
+            if edits:
+                writes[result.path] = writer.submit(_write_one, result.path, contents[result.path], edits, settings)
+        # Each write is atomic, so an interruption leaves every file whole (old or new).
+        for path in plan.files:
+            findings = results[path].findings
+            if path in writes:
+                try:
+                    written = writes[path].result()
+                except PinImagesError as exc:
+                    report.file_errors.append(exc)
+                    findings = not_written(findings, "not written")
+                else:
+                    if written.changed:
+                        report.changed_files.append(path)
+                    if written.diff:
+                        report.diffs.append(written.diff)
+            report.findings.extend(findings)
+    finally:
+        writer.shutdown(wait=True, cancel_futures=True)
+    return report
+
+
+def _too_big_to_sniff(path: str, kind: str) -> bool:
+    """True for a YAML file recognised only by its content that is over the read limit: generated bundles are not
+    read, and not an error (a file of a kind known by its name still is)."""
+    if kind != kinds.BY_CONTENT:
+        return False
+    try:
+        return os.path.getsize(path) > files.MAX_FILE_BYTES
+    except OSError:
+        return False  # reading it reports the cause
+
+
+def _write_one(path: str, data: bytes, edits: Sequence[Edit], settings: Settings) -> _Written:
+    """Write (or diff) one file from the bytes it was scanned from; ``files`` refuses it if it changed since."""
+    try:
+        new = apply(data, edits)
+    except ValueError as exc:
+        raise DockerfileError(f"conflicting edits ({exc}); not written", path) from None
+    if new == data:
+        return _Written(False)
+    if settings.dry_run:
+        return _Written(True, _diff(path, data, new))
+    if not settings.options.check:
+        files.replace_file(path, new, files.digest_bytes(data))
+    return _Written(True)
+
+
+def _diff(path: str, old: bytes, new: bytes) -> str:
+    """A unified diff of one file, marking a last line without a newline as diff(1) does."""
+
+    def lines(data: bytes) -> list[str]:
+        return data.decode("utf-8", "replace").splitlines(keepends=True)
+
+    out = difflib.unified_diff(lines(old), lines(new), fromfile=f"a/{path}", tofile=f"b/{path}")
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out)
