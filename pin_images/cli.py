@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from .kinds import KINDS
 from .manifest import Platform, parse_platform
 from .report import EXIT_ERROR, FORMATS, Report, exit_code, write_report
 from .resolve import DEFAULT_JOBS, Options, Resolver
-from .run import DEFAULT_TIMEOUT, Settings, run
+from .run import DEFAULT_DEADLINE, DEFAULT_TIMEOUT, Settings, run
 
 __all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "build_parser", "main", "make_resolver"]
 
@@ -50,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--jobs", type=int, metavar="N",
                      help=f"concurrent requests per registry (default {DEFAULT_JOBS})")
     res.add_argument("--timeout", type=float, metavar="SECONDS",
-                     help=f"read timeout per request (default {DEFAULT_TIMEOUT:g})")
+                     help=f"limit for one request, connecting to last byte (default {DEFAULT_TIMEOUT:g})")
+    res.add_argument("--deadline", type=float, metavar="SECONDS",
+                     help=f"limit for all requests of the run (default {DEFAULT_DEADLINE:g})")
     sel = p.add_argument_group("selection and output")
     sel.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                      help="skip paths matching GLOB (repeatable)")
@@ -115,8 +118,10 @@ def settings_from_args(args: argparse.Namespace, cfg: FileConfig | None = None, 
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs}: must be at least 1")
     timeout = args.timeout if args.timeout is not None else (cfg.timeout or DEFAULT_TIMEOUT)
-    if not timeout > 0:
-        raise ConfigError(f"--timeout {timeout:g}: must be a positive number of seconds")
+    deadline = args.deadline if args.deadline is not None else (cfg.deadline or DEFAULT_DEADLINE)
+    for option, seconds in (("--timeout", timeout), ("--deadline", deadline)):
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise ConfigError(f"{option} {seconds:g}: must be a positive, finite number of seconds")
     if args.quiet and args.verbose:
         raise ConfigError("-q and -v cannot be used together")
     update = args.update if args.update is not None else bool(cfg.update)
@@ -134,6 +139,7 @@ def settings_from_args(args: argparse.Namespace, cfg: FileConfig | None = None, 
         insecure=list(dict.fromkeys([*cfg.insecure_registries, *(registry_key(h) for h in args.insecure_registry)])),
         build_args=build_args,
         timeout=timeout,
+        deadline=deadline,
         excludes=[*_relative_globs(cfg.exclude, cfg.path, cwd), *args.exclude],
         fmt=args.format or cfg.format or "text",
         quiet=args.quiet,
@@ -168,6 +174,7 @@ def make_resolver(settings: Settings, env: dict[str, str]) -> Resolver:
         # requests reads REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE itself, but not OpenSSL's SSL_CERT_FILE.
         ca_bundle=None if env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") else env.get("SSL_CERT_FILE"),
         insecure=settings.insecure,
+        deadline=settings.deadline,
     )
 
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 from urllib.parse import urlsplit
@@ -124,7 +124,7 @@ class RegistryClient:
             return self.resolve(ref, platform)
         return self._with_mirrors(ref, lambda ep: self._update_at(ep, ref, current))
 
-    def prefetch(self, refs: Iterable[Reference]) -> None:
+    def prefetch(self, refs: Sequence[Reference]) -> None:
         """Warm up for ``refs``: learn each registry's challenge (one ``GET /v2/``) and fetch one token for many
         repositories. Only an optimisation: failures are swallowed and the per-request path takes over."""
         repos: dict[Endpoint, list[str]] = {}
@@ -137,16 +137,6 @@ class RegistryClient:
                 self._auth.prefetch(ep, names)
             except PinImagesError:
                 continue
-
-    def learn_challenges(self, refs: Iterable[Reference]) -> None:
-        """The first half of prefetch (challenges only); kept until every caller uses prefetch()."""
-        for ep in dict.fromkeys(self._endpoints(ref.registry)[0] for ref in refs):
-            try:
-                self._auth.challenge_of(ep)
-            except PinImagesError:
-                continue
-
-    prefetch_tokens = prefetch  # the older name, kept until every caller uses prefetch()
 
     def close(self) -> None:
         """Release the connection pool."""

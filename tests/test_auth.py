@@ -13,7 +13,7 @@ import responses
 
 from pin_images import manifest as mf
 from pin_images.credentials import Credential
-from pin_images.errors import AuthError, BadResponseError
+from pin_images.errors import AuthError, BadResponseError, RegistryConnectionError
 from pin_images.reference import parse
 from tests.support.fake_registry import (
     AMD64,
@@ -132,7 +132,7 @@ def test_prefetch_one_token_for_many_repositories(rsps: responses.RequestsMock, 
         registry.push_image(f"library/{name}", AMD64, "1")
     client = make_client(clock)
     refs = [parse(f"{name}:1") for name in [*names, "python"]]
-    client.prefetch_tokens(refs)
+    client.prefetch(refs)
     assert (client.stats.ping, client.stats.unauthorized, client.stats.token) == (1, 1, 1)
     query = parse_qs(urlsplit(registry.token_requests[0].url).query)
     assert query["scope"] == [f"repository:library/{n}:pull" for n in names]
@@ -147,9 +147,9 @@ def test_learned_challenge_is_not_pinged_again(rsps: responses.RequestsMock, clo
     registry = FakeRegistry(rsps, HUB, auth="bearer")
     registry.push_image("library/python", AMD64, "1")
     client = make_client(clock)
-    client.learn_challenges([parse("python:1"), parse("library/python:2")])
-    assert (client.stats.ping, client.stats.unauthorized, client.stats.token) == (1, 1, 0)
-    client.prefetch_tokens([parse("python:1")])
+    client.prefetch([parse("python:1"), parse("library/python:2")])
+    assert (client.stats.ping, client.stats.unauthorized, client.stats.token) == (1, 1, 1)
+    client.prefetch([parse("python:1")])
     client.resolve(parse("python:1"))
     stats = client.stats.as_dict()
     assert (stats["ping"], stats["unauthorized"], stats["token"], stats["manifest_head"]) == (1, 1, 1, 1)
@@ -158,7 +158,7 @@ def test_learned_challenge_is_not_pinged_again(rsps: responses.RequestsMock, clo
 def test_prefetch_chunks_scopes(rsps: responses.RequestsMock, clock: FakeTime) -> None:
     registry = FakeRegistry(rsps, HUB, auth="bearer")
     client = make_client(clock)
-    client.prefetch_tokens(parse(f"team/image-number-{i}:1") for i in range(100))
+    client.prefetch([parse(f"team/image-number-{i}:1") for i in range(100)])
     assert 2 <= client.stats.token <= 3
     for request in registry.token_requests:
         assert len(request.url or "") <= 4000
@@ -170,7 +170,7 @@ def test_prefetch_granted_fewer_scopes_falls_back(rsps: responses.RequestsMock, 
     python = registry.push_image("library/python", AMD64, "1")[1]
     alpine = registry.push_image("library/alpine", AMD64, "1")[1]
     client = make_client(clock)
-    client.prefetch_tokens([parse("python:1"), parse("alpine:1")])
+    client.prefetch([parse("python:1"), parse("alpine:1")])
     assert client.resolve(parse("python:1")).digest == python
     assert client.resolve(parse("alpine:1")).digest == alpine  # 401 with the shared token, then its own token
     assert client.stats.token == 2
@@ -179,14 +179,18 @@ def test_prefetch_granted_fewer_scopes_falls_back(rsps: responses.RequestsMock, 
 def test_prefetch_is_harmless_when_it_fails(rsps: responses.RequestsMock, clock: FakeTime) -> None:
     rsps.add("GET", f"{REG}/v2/", body=requests.ConnectionError("Connection refused"))
     client = make_client(clock)
-    client.prefetch_tokens([parse("registry.example.com/app:1")])  # no exception
+    client.prefetch([parse("registry.example.com/app:1")])  # no exception
+    # ... and the failure is remembered: the lookup fails with it at once, without another round of tries.
+    with pytest.raises(RegistryConnectionError, match="connection refused \\(after 3 tries\\)"):
+        client.resolve(parse("registry.example.com/app:1"))
+    assert len(rsps.calls) == 3
 
 
 def test_prefetch_open_registry(rsps: responses.RequestsMock, clock: FakeTime) -> None:
     registry = FakeRegistry(rsps, REG)
     registry.push_image("app", AMD64, "1")
     client = make_client(clock)
-    client.prefetch_tokens([parse("registry.example.com/app:1")])
+    client.prefetch([parse("registry.example.com/app:1")])
     client.resolve(parse("registry.example.com/app:1"))
     assert (client.stats.ping, client.stats.token, client.stats.manifest_head) == (1, 0, 1)
 

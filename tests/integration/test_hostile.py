@@ -891,3 +891,20 @@ def test_ten_references_to_a_hanging_host_end_at_the_deadline(bad):
     elapsed = time.monotonic() - started
     assert elapsed < 8, f"took {elapsed:.1f}s"
     assert len(errors) == 10 and all("deadline of 5s" in e for e in errors), errors
+
+
+def test_ten_references_to_a_hanging_host_end_within_the_run_deadline(tmp_path, good, bad, capsys):
+    """The hook's bound: with the default 30 s per request, --deadline 5 still ends the run in about 5 s, with one
+    error per reference saying why."""
+    bad.handler = lambda seen: Reply(hang=True)
+    tree = _many_refs_tree(tmp_path, bad.host, good)
+    started = time.monotonic()
+    rc = main(["--deadline", "5", str(tree.root)])
+    elapsed = time.monotonic() - started
+    text = "".join(capsys.readouterr())
+    assert rc == 2, text
+    errors = _error_lines(tree, text)
+    assert len(errors) == 10, text
+    assert all("run deadline of 5s" in line for line in errors), errors
+    assert tree.bad.read_bytes() == tree.bad_bytes
+    assert elapsed < 8, f"took {elapsed:.1f}s"
