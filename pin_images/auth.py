@@ -208,8 +208,19 @@ class Authenticator:
                     self._failures.setdefault(ep.base, exc)
             raise
 
+    def learn_ping(self, ep: Endpoint, status: int, www_authenticate: str) -> None:
+        """Take the answer to a ``GET /v2/`` sent for this endpoint elsewhere (preconnect), as challenge_of would."""
+        if status == 401:
+            self._learn_header(ep, www_authenticate)
+        elif status == 200:
+            with self._lock:
+                self._challenges.setdefault(ep.base, _OPEN)
+
     def _learn(self, ep: Endpoint, resp: Response) -> Challenge | None:
-        challenges = parse_challenges(resp.headers.get("WWW-Authenticate", ""))
+        return self._learn_header(ep, resp.headers.get("WWW-Authenticate", ""))
+
+    def _learn_header(self, ep: Endpoint, header: str) -> Challenge | None:
+        challenges = parse_challenges(header)
         chosen = next((c for c in challenges if c.scheme == "bearer" and c.get("realm")), None)
         chosen = chosen or next((c for c in challenges if c.scheme == "basic"), None)
         if chosen is not None:

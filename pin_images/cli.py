@@ -7,26 +7,46 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-from typing import IO, Callable
-from urllib.parse import urlsplit
+from typing import IO, TYPE_CHECKING, Callable
 
 from . import __version__
 from .config import FileConfig, find_config, load_config, registry_key
 from .errors import ConfigError, PinImagesError
 from .kinds import KINDS
-from .manifest import Platform, parse_platform
 from .report import EXIT_ERROR, FORMATS, Report, exit_code, write_report
 from .resolve import DEFAULT_JOBS, Options, Resolver
 from .run import DEFAULT_DEADLINE, DEFAULT_TIMEOUT, Settings, run
+
+if TYPE_CHECKING:
+    from .manifest import Platform
+    from .preconnect import Warmup
 
 __all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "build_parser", "main", "make_resolver"]
 
 CA_DIRS = ("/etc/docker/certs.d", "/etc/containers/certs.d", "~/.docker/certs.d", "~/.config/containers/certs.d")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, sized as shutil.get_terminal_size() would size it, without importing shutil (and bz2,
+    lzma, zlib with it): argparse builds a formatter for every option it is given, so every run paid for it."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            columns = int(os.environ.get("COLUMNS", "0"))
+        except ValueError:
+            columns = 0
+        if columns <= 0:
+            try:
+                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+            except (AttributeError, ValueError, OSError):
+                columns = 80
+        super().__init__(prog, width=(columns or 80) - 2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pin-images",
+        formatter_class=_HelpFormatter,
         description="Pin every image reference in Dockerfiles (FROM, COPY --from, RUN --mount from=) to its "
         "sha256 manifest digest, changing nothing else in the file. Options can also be set in "
         "[tool.pin-images] of pyproject.toml or in .pin-images.toml; the command line wins.",
@@ -92,6 +112,8 @@ def settings_from_args(args: argparse.Namespace, cfg: FileConfig | None = None, 
     platform: Platform | None = None
     platform_text = args.platform or cfg.platform
     if platform_text:
+        from .manifest import parse_platform
+
         try:
             platform = parse_platform(platform_text)
         except ValueError as exc:
@@ -99,6 +121,8 @@ def settings_from_args(args: argparse.Namespace, cfg: FileConfig | None = None, 
     mirrors: dict[str, list[str]] = {k: list(v) for k, v in cfg.registry_mirrors.items()}
     cli_mirrors: dict[str, list[str]] = {}
     for item in args.registry_mirror:
+        from urllib.parse import urlsplit  # only with mirrors
+
         registry, sep, url = item.partition("=")
         parts = urlsplit(url.strip())
         if not sep or not registry.strip() or parts.scheme not in ("http", "https") or not parts.netloc:
@@ -159,23 +183,56 @@ def load_file_config(args: argparse.Namespace, cwd: str) -> FileConfig:
     return load_config(path) if path else FileConfig()
 
 
+def _ca_sources(env: dict[str, str]) -> tuple[list[str], str | None]:
+    """The certs.d directories, and the CA bundle to pass requests (it reads REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE
+    itself, but not OpenSSL's SSL_CERT_FILE)."""
+    home = env.get("HOME") or os.path.expanduser("~")
+    ca_dirs = [os.path.join(home, d[2:]) if d.startswith("~/") else d for d in CA_DIRS]
+    ca_bundle = None if env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") else env.get("SSL_CERT_FILE")
+    return ca_dirs, ca_bundle
+
+
 def make_resolver(settings: Settings, env: dict[str, str]) -> Resolver:
     """Build the real registry client; imported here so that --check never loads requests or google-auth."""
     from .credentials import default_keychain
     from .registry import RegistryClient
 
-    home = env.get("HOME") or os.path.expanduser("~")
-    ca_dirs = [os.path.join(home, d[2:]) if d.startswith("~/") else d for d in CA_DIRS]
+    ca_dirs, ca_bundle = _ca_sources(env)
     return RegistryClient(
         default_keychain(env),
         mirrors=settings.mirrors,
         timeout=(min(10.0, settings.timeout), settings.timeout),
         ca_dirs=ca_dirs,
-        # requests reads REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE itself, but not OpenSSL's SSL_CERT_FILE.
-        ca_bundle=None if env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") else env.get("SSL_CERT_FILE"),
+        ca_bundle=ca_bundle,
         insecure=settings.insecure,
         deadline=settings.deadline,
     )
+
+
+_REAL_MAKE_RESOLVER = make_resolver
+
+
+def make_warmup(settings: Settings, env: dict[str, str]) -> Warmup:
+    """Opens each registry's connections as soon as a reference needs it (see preconnect); stdlib only."""
+    from .preconnect import Warmup, ca_file_for
+
+    ca_dirs, ca_bundle = _ca_sources(env)
+    return Warmup(
+        ca_file=lambda hostport: ca_file_for(hostport, ca_dirs, ca_bundle),
+        env=env,
+        timeout=min(10.0, settings.timeout),
+        user_agent=f"pin-images/{__version__}",
+        insecure=settings.insecure,
+        mirrored=list(settings.mirrors),
+    )
+
+
+def _connect(settings: Settings, env: dict[str, str], warmup: Warmup | None) -> Resolver:
+    resolver = make_resolver(settings, env)
+    use = getattr(resolver, "use_warmup", None)
+    if warmup is not None and use is not None:
+        use(warmup)
+    return resolver
 
 
 def _progress_to(stream: IO[str]) -> Callable[[int, int], None]:
@@ -214,9 +271,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc, args.format, args)
     show_progress = settings.fmt == "text" and not settings.quiet and sys.stderr.isatty()
     environ = dict(os.environ)
+    # A replaced make_resolver (tests' fakes) gets no warm-up: it would connect to the hosts their files name.
+    network = not settings.options.check or settings.options.update
+    warmup = make_warmup(settings, environ) if network and make_resolver is _REAL_MAKE_RESOLVER else None
     try:
-        report = run(settings, lambda: make_resolver(settings, environ),
-                     progress=_progress_to(sys.stderr) if show_progress else None)
+        report = run(settings, lambda: _connect(settings, environ, warmup),
+                     progress=_progress_to(sys.stderr) if show_progress else None,
+                     warm=warmup.start if warmup is not None else None)
         if show_progress:
             sys.stderr.write("\r\033[K")
     except PinImagesError as exc:
@@ -232,6 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "PIN_IMAGES_DEBUG=1 to see the traceback); files already written are complete, the rest untouched\n"
         )
         return EXIT_ERROR
+    finally:
+        if warmup is not None:
+            warmup.close()
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ  # https://no-color.org
     write_report(report, settings.fmt, sys.stdout, sys.stderr, quiet=settings.quiet, verbose=settings.verbose,
                  color=color)

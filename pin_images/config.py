@@ -7,7 +7,6 @@ then a ``pyproject.toml`` that has a ``[tool.pin-images]`` table; the first hit 
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import json
 import math
@@ -16,17 +15,10 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 from .errors import ConfigError, InvalidReferenceError
 from .hosts import canonical_registry
-from .manifest import parse_platform
 from .reference import parse as parse_reference
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised only on 3.9/3.10
-    import tomli as tomllib
 
 STANDALONE = ".pin-images.toml"
 PYPROJECT = "pyproject.toml"
@@ -147,6 +139,11 @@ def _docker_hub_short(normalized: str) -> str:
 
 
 def _read_toml(path: str) -> dict[str, Any]:
+    # Imported only when there is a file to read (tomllib compiles a dozen regexes and imports datetime).
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised only on 3.9/3.10
+        import tomli as tomllib
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -208,6 +205,8 @@ def _string_list(value: Any, where: str) -> list[str]:
 
 
 def _mirror_url(value: Any, where: str) -> str:
+    from urllib.parse import urlsplit  # only with mirrors
+
     parts = urlsplit(value.strip()) if isinstance(value, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"{where}: expected an http:// or https:// URL, got {_show(value)}")
@@ -236,6 +235,8 @@ def _mirrors(value: Any, where: str) -> dict[str, list[str]]:
 
 def _platform(value: Any, where: str) -> str:
     text = _string(value, where)
+    from .manifest import parse_platform  # only when the file sets a platform
+
     try:
         parse_platform(text)
     except ValueError as exc:
@@ -324,6 +325,8 @@ def _validate(table: dict[str, Any], prefix: str, path: str) -> FileConfig:
 
 def _unknown(key: str) -> str:
     # Underscores and the singular option spelling (registry-mirror, build-arg) are the likely slips.
+    import difflib  # only for this message
+
     guess = difflib.get_close_matches(key.replace("_", "-").lower(), KEYS, n=1, cutoff=0.6)
     hint = f"did you mean {json.dumps(guess[0])}?" if guess else "valid keys: " + ", ".join(KEYS)
     return f"unknown key {json.dumps(key)} ({hint})"

@@ -5,12 +5,9 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
-import hashlib
 import os
 import re
 import stat
-import subprocess
-import tempfile
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -18,13 +15,14 @@ from . import kinds
 from .errors import DockerfileError, PinImagesError
 
 # Kept in step with the `files`/`exclude` patterns in .pre-commit-hooks.yaml (tests compare the two).
-_NAME_RE = re.compile(
+# Patterns are compiled on first use (re caches them): a run that names its files never walks a directory.
+_NAME = (
     r"(?:Dockerfile|Containerfile|dockerfile|containerfile)(?:\.[^/]+)?"
     r"|[^/]+\.(?:Dockerfile|dockerfile|Containerfile|containerfile)"
 )
 # Names that match the patterns above but are documentation, templates or BuildKit's per-Dockerfile
 # ignore files (`Dockerfile.dockerignore`), never Dockerfiles to pin.
-_NOT_DOCKERFILE_RE = re.compile(
+_NOT_DOCKERFILE = (
     r".*\.(?:dockerignore|md|markdown|rst|txt|orig|rej|bak|swp|j2|jinja|jinja2|tpl|tmpl|template|in|erb|mustache)"
 )
 _SKIP_DIRS = frozenset({".git", ".hg", ".svn"})
@@ -33,13 +31,13 @@ _SKIP_DIRS = frozenset({".git", ".hg", ".svn"})
 # held to the same limit (see check_size), so a file pin-images wrote is always one it can read back.
 MAX_FILE_BYTES = 1024 * 1024
 # git prints this for a directory it cannot list, and still exits 0; we must not take that for an empty directory.
-_GIT_UNREADABLE_RE = re.compile(r"^warning: could not open directory '(.*)': (.*)$", re.MULTILINE)
+_GIT_UNREADABLE = r"(?m)^warning: could not open directory '(.*)': (.*)$"
 _GIT_TIMEOUT = 60.0
 
 
 def is_dockerfile_name(name: str) -> bool:
     """True for the file names a directory walk treats as Dockerfiles."""
-    return _NAME_RE.fullmatch(name) is not None and _NOT_DOCKERFILE_RE.fullmatch(name) is None
+    return re.fullmatch(_NAME, name) is not None and re.fullmatch(_NOT_DOCKERFILE, name) is None
 
 
 def display_path(path: str) -> str:
@@ -223,7 +221,7 @@ def _walk_order(entry: tuple[str, bool]) -> tuple[tuple[str, ...], str]:
 
 
 # `git ls-files -s` prints "<mode> <object> <stage>\t<path>" for tracked entries, the bare path for untracked ones.
-_STAGED_RE = re.compile(r"([0-7]{6}) [0-9a-f]{40,64} [0-3]\t(.*)", re.DOTALL)
+_STAGED = r"(?s)([0-7]{6}) [0-9a-f]{40,64} [0-3]\t(.*)"
 _GITLINK = "160000"
 
 
@@ -237,6 +235,8 @@ def _git_listing(
     cmd = ["git", "-C", root, "ls-files", "-z", "--stage", "--cached", "--others", "--exclude-standard"]
     # No optional locks: listing must never write the index of the repository being checked.
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+    import subprocess  # only for directories in a work tree: naming files (as the hook does) never needs it
+
     try:
         proc = subprocess.run(cmd, capture_output=True, env=env, timeout=_GIT_TIMEOUT, check=False)
     except (OSError, subprocess.SubprocessError):
@@ -244,13 +244,14 @@ def _git_listing(
     if proc.returncode != 0:
         return None  # e.g. a repository git refuses (another user's, "dubious ownership")
     stderr = proc.stderr.decode("utf-8", "replace")
-    for match in _GIT_UNREADABLE_RE.finditer(stderr):
+    for match in re.finditer(_GIT_UNREADABLE, stderr):
         where = display_path(os.path.join(root, match.group(1)))
         errors.append(DockerfileError(f"cannot read directory: {match.group(2)}", where))
     found: dict[str, bool] = {}
+    staged_re = re.compile(_STAGED)
     for entry in proc.stdout.split(b"\0"):
         text = os.fsdecode(entry)
-        staged = _STAGED_RE.fullmatch(text)
+        staged = staged_re.fullmatch(text)
         rel = staged.group(2) if staged else text
         # A submodule (a gitlink) or an untracked nested repository (listed with a trailing slash).
         is_dir = (staged is not None and staged.group(1) == _GITLINK) or rel.endswith("/")
@@ -298,6 +299,8 @@ def check_size(path: str, new: bytes) -> None:
 
 
 def digest_bytes(data: bytes) -> str:
+    import hashlib  # only when a file may be written: --check never needs it
+
     return hashlib.sha256(data).hexdigest()
 
 
@@ -342,6 +345,8 @@ def _rename_keeps_identity(st: os.stat_result) -> bool:
 
 def _replace_by_rename(path: str, target: str, new: bytes, st: os.stat_result) -> None:
     directory = os.path.dirname(target) or "."
+    import tempfile  # only when writing; it imports shutil, random and more
+
     try:
         fd, tmp = tempfile.mkstemp(prefix=".pin-images-", suffix=".tmp", dir=directory)
     except OSError as exc:

@@ -102,6 +102,7 @@ class RegistryClient:
         self._auth = Authenticator(self._transport, keychain, clock)
         self._lock = threading.Lock()
         self._scheme_locks: dict[str, threading.Lock] = {}
+        self._warmup: Any = None
         self._loopback_schemes: dict[str, str] = {}
 
     @property
@@ -124,9 +125,31 @@ class RegistryClient:
             return self.resolve(ref, platform)
         return self._with_mirrors(ref, lambda ep: self._update_at(ep, ref, current))
 
+    def use_warmup(self, warmup: Any) -> None:
+        """Take over what ``warmup`` (a preconnect.Warmup started before this client existed) gets for each registry:
+        its open connections and the answer to its ``GET /v2/``."""
+        self._warmup = warmup
+
+    def _take_warm(self, registry: str) -> None:
+        warm = self._warmup.take(registry) if self._warmup is not None else None
+        if warm is None:
+            return
+        if is_loopback(warm.hostport) and not self._is_insecure(warm.hostport):
+            with self._lock:
+                self._loopback_schemes.setdefault(warm.hostport, warm.scheme)
+        ep = self._endpoints(registry)[0]
+        if ep.base != f"{warm.scheme}://{warm.hostport}" or warm.ping is None:
+            self._warmup.discard(warm)
+            return
+        self._transport.adopt(warm)
+        self._auth.learn_ping(ep, warm.ping.status, warm.ping.www_authenticate)
+
     def prefetch(self, refs: Sequence[Reference]) -> None:
         """Warm up for ``refs``: learn each registry's challenge (one ``GET /v2/``) and fetch one token for many
         repositories. Only an optimisation: failures are swallowed and the per-request path takes over."""
+        refs = list(refs)
+        for registry in dict.fromkeys(ref.registry for ref in refs):
+            self._take_warm(registry)
         repos: dict[Endpoint, list[str]] = {}
         for ref in refs:
             names = repos.setdefault(self._endpoints(ref.registry)[0], [])

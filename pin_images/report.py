@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote
 
 from . import __version__, files
 from .config import FORMATS as FORMATS  # one list, validated by the config and offered by the CLI
@@ -182,6 +180,10 @@ _RULES = {
 def _uri(path: str, root: str | None) -> str:
     """Relative to the repository root (what code scanning matches against a pull request's files), percent-encoded
     (spaces, % and #); a file outside the root gets an absolute ``file:`` URI."""
+    # Imported here: only SARIF needs them, and a text run (the hook's) should not pay for pathlib.
+    from pathlib import Path
+    from urllib.parse import quote
+
     rel = files.root_relative(path, root)
     if os.path.isabs(rel):
         return Path(rel).as_uri()

@@ -4,15 +4,12 @@ every finding's status (including the uses a failed file holds back)."""
 from __future__ import annotations
 
 import enum
-import threading
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
-from typing import Protocol, Union
+from typing import TYPE_CHECKING, Protocol, Union
 
 from .config import matches_ignore
 from .errors import InvalidReferenceError, RegistryError
-from .manifest import Platform, Resolution
 from .reference import Reference, parse
 from .uses import Edit, ImageUse, Status
 
@@ -148,7 +145,11 @@ class Plan:
         return work
 
 
-Answer = Union[Resolution, RegistryError]
+if TYPE_CHECKING:
+    # Only in annotations: --check never loads the manifest module.
+    from .manifest import Platform, Resolution
+
+Answer = Union["Resolution", RegistryError]
 
 
 def classify(path: str, text: str, uses: Sequence[ImageUse], options: Options, plan: Plan) -> None:
@@ -213,6 +214,11 @@ def resolve_targets(work: Mapping[Target, Reference], resolver: Resolver, jobs: 
     """
     if not work:
         return
+    # Imported here: --check and runs with nothing to resolve never start a thread (concurrent.futures also
+    # imports logging).
+    import threading
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     jobs = max(1, jobs)
     limits = {host: threading.BoundedSemaphore(jobs) for host in {t.registry for t in work}}
 

@@ -6,12 +6,10 @@ so ``--check`` never imports ``requests``.
 
 from __future__ import annotations
 
-import difflib
 import os
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from . import files, kinds
 from .errors import DockerfileError, PinImagesError
@@ -29,6 +27,9 @@ from .resolve import (
     resolve_plan,
 )
 from .uses import Edit, ScanOptions, apply
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "run"]
 
@@ -68,10 +69,12 @@ class _Written:
     diff: str | None = None
 
 
-def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress | None = None) -> Report:
+def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress | None = None,
+        warm: Callable[[str], None] | None = None) -> Report:
     """Scan, resolve, edit and write; ``connect`` builds the resolver, called only if the network is needed.
 
-    ``progress(done, total)`` is called as references resolve.
+    ``progress(done, total)`` is called as references resolve. ``warm(registry)`` is called once per registry as soon
+    as a reference needs it, so that its connections can open while the rest of the files are scanned.
     """
     options = settings.options
     mode = "check" if options.check else ("dry-run" if settings.dry_run else "write")
@@ -82,6 +85,7 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
     scan_options = ScanOptions(build_args=settings.build_args)
     found = files.discover(settings.paths, settings.excludes, only=settings.kinds or None)
     report.file_errors.extend(found.errors)
+    early = _Early(connect, warm)
     for path in found.paths:
         # A search keeps only files of a known kind; a named file of no kind (a .json, a .yaml by name) is skipped.
         kind = kinds.kind_for_named_file(path)
@@ -102,13 +106,14 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
             )  # fmt: skip
         if plan.pending[path]:
             contents[path] = data
+            early.need(p.target.registry for p in plan.pending[path])
     work = plan.targets()
-    resolver = connect() if work else None
+    resolver = early.resolver() if work else None
     if resolver is not None:
         resolver.prefetch(list(work.values()))
     results: dict[str, FileResult] = {}
     writes: dict[str, Future[_Written]] = {}
-    writer = ThreadPoolExecutor(max_workers=WRITERS)
+    writer: ThreadPoolExecutor | None = None  # started with the first file to write: --check never needs it
     try:
         for result in resolve_plan(plan, resolver, options):
             results[result.path] = result
@@ -116,6 +121,10 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
                 progress(result.resolved, len(work))
             edits = result.edits
             if edits:
+                if writer is None:
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    writer = ThreadPoolExecutor(max_workers=WRITERS)
                 writes[result.path] = writer.submit(_write_one, result.path, contents[result.path], edits, settings)
         # Each write is atomic, so an interruption leaves every file whole (old or new).
         for path in plan.files:
@@ -133,8 +142,41 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
                         report.diffs.append(written.diff)
             report.findings.extend(findings)
     finally:
-        writer.shutdown(wait=True, cancel_futures=True)
+        if writer is not None:
+            writer.shutdown(wait=True, cancel_futures=True)
     return report
+
+
+class _Early:
+    """Starts what the network part will need as soon as a reference needs the network: the resolver, built in a
+    thread (building it imports requests, the largest import of a run), and each registry's warm-up."""
+
+    def __init__(self, connect: Callable[[], Resolver], warm: Callable[[str], None] | None) -> None:
+        self._connect = connect
+        self._warm = warm
+        self._registries: set[str] = set()
+        self._pool: ThreadPoolExecutor | None = None
+        self._future: Future[Resolver] | None = None
+
+    def need(self, registries: Iterable[str]) -> None:
+        for registry in registries:
+            if registry not in self._registries:
+                self._registries.add(registry)
+                if self._warm is not None:
+                    self._warm(registry)
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pin-images-connect")
+            self._future = self._pool.submit(self._connect)
+
+    def resolver(self) -> Resolver:
+        if self._pool is None or self._future is None:
+            return self._connect()
+        try:
+            return self._future.result()  # re-raises what building it raised, here as before
+        finally:
+            self._pool.shutdown(wait=False)
 
 
 def _too_big_to_sniff(path: str, kind: str) -> bool:
@@ -168,6 +210,8 @@ def _diff(path: str, old: bytes, new: bytes) -> str:
 
     def lines(data: bytes) -> list[str]:
         return data.decode("utf-8", "replace").splitlines(keepends=True)
+
+    import difflib  # only --dry-run shows diffs
 
     out = difflib.unified_diff(lines(old), lines(new), fromfile=f"a/{path}", tofile=f"b/{path}")
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -21,6 +21,9 @@ from requests.structures import CaseInsensitiveDict
 
 from .errors import BadResponseError, RegistryConnectionError
 from .hosts import address_class, host_of, netloc, origin
+
+if TYPE_CHECKING:
+    from .preconnect import Warm
 
 MAX_REDIRECTS = 5
 # What is kept of a body nobody needs whole (an error's JSON, a redirect's page); the rest is never read.
@@ -419,6 +422,16 @@ class Transport:
         if remaining is not None and seconds >= remaining:
             raise self.deadline_error(host, failure)
         self._sleep(seconds)
+
+    def adopt(self, warm: Warm) -> None:
+        """Count the ping a preconnect.Warmup sent, and put its idle connections in the session's pool."""
+        from .preconnect import adopt
+
+        assert warm.ping is not None
+        self._count(Purpose.PING.value)
+        if warm.ping.status == 401:
+            self._count("unauthorized")
+        adopt(self.session, warm, self.verify(warm.hostport))
 
     def probe_tls(self, hostport: str) -> str:
         """"https" when ``hostport`` completes a TLS handshake (even with an untrusted certificate), else "http"."""
