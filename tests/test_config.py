@@ -209,6 +209,10 @@ VALID = [
     ("format", '"github"', "github"),
     ("format", '"sarif"', "sarif"),
     ("update", "false", False),
+    ("pin-style", '"tag"', "tag"),
+    ("pin-style", '"full"', "full"),
+    ("pin-style", '"digest"', "digest"),
+    ("pin-syntax", "true", True),
     ("kinds", '["compose", "kubernetes"]', ["compose", "kubernetes"]),
     ("kinds", "[]", []),
 ]
@@ -218,6 +222,8 @@ FIELDS = {
     "ignore-images": "ignore_images",
     "build-args": "build_args",
     "insecure-registries": "insecure_registries",
+    "pin-style": "pin_style",
+    "pin-syntax": "pin_syntax",
 }
 
 
@@ -279,6 +285,9 @@ INVALID = [
     ("update", '"yes"', r'update: expected true or false, got "yes"'),
     ("update", "1", r"update: expected true or false, got 1"),
     ("update", "2024-01-01", r"update: expected true or false, got a date"),
+    ("pin-style", '"short"', r'pin-style: expected one of "tag", "full", "digest", got "short"'),
+    ("pin-style", "true", r"pin-style: expected one of .*, got true"),
+    ("pin-syntax", '"yes"', r'pin-syntax: expected true or false, got "yes"'),
     ("kinds", '"compose"', r'kinds: expected an array of strings, got "compose"'),
     ("kinds", '["compose", "helm"]',
      r'kinds\[1\]: unknown file kind "helm"; expected one of dockerfile, compose, kubernetes, github, gitlab, '
@@ -443,3 +452,15 @@ IGNORE = [
 @pytest.mark.parametrize(("patterns", "written", "normalized", "ignored"), IGNORE)
 def test_matches_ignore(patterns: list[str], written: str, normalized: str, ignored: bool) -> None:
     assert matches_ignore(patterns, written, normalized) is ignored
+
+
+# --- --build-arg ---------------------------------------------------------------------------------------------------
+def test_build_args_take_a_missing_value_from_the_environment() -> None:
+    from pin_images.config import parse_build_args
+
+    env = {"FROM_ENV": "python:3.12", "EMPTY": ""}
+    assert parse_build_args(["A=1", "B=", "C=x=y", "FROM_ENV", "EMPTY", "UNSET"], env) == {
+        "A": "1", "B": "", "C": "x=y", "FROM_ENV": "python:3.12", "EMPTY": "",  # UNSET: not set at all, as docker
+    }
+    with pytest.raises(ConfigError, match=r"--build-arg '=1': expected NAME=VALUE"):
+        parse_build_args(["=1"], env)

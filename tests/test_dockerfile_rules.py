@@ -323,12 +323,6 @@ def test_unresolved_messages_say_which_case_it_is(src: str, note: str) -> None:
     assert use.status == UNRESOLVED and use.note.startswith(note)
 
 
-@pytest.mark.parametrize("src", ["", "# just a comment\n", "# syntax=docker/dockerfile:1\n\n# c\n"])
-def test_file_with_no_instructions_is_a_note(src: str) -> None:
-    result = scanned(src)
-    assert result.uses == () and [(n.line, n.message) for n in result.notes] == [(1, "file with no instructions")]
-
-
 def test_platform_arg_note_is_unchanged() -> None:
     (use,) = uses("FROM img:$TARGETARCH\n")
     assert (use.status, use.note) == (

@@ -159,8 +159,6 @@ class _Scanner:
         return sh
 
     def run(self) -> FileScan:
-        if not self.instrs:
-            self.notes.append(Note(1, "file with no instructions"))
         ignored = self.pragmas()
         for ins in self.instrs:
             if ins.keyword == "FROM":
