@@ -12,6 +12,10 @@ LOOPBACK = "a loopback address"
 PRIVATE = "a private address"
 LINK_LOCAL = "a link-local address"
 UNSPECIFIED = "an unspecified address"
+# RFC 1918 and IPv6 unique local addresses; not ipaddress's is_private, which also counts documentation ranges.
+_PRIVATE_NETS = tuple(
+    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+)
 
 
 def canonical_registry(name: str) -> str:
@@ -78,8 +82,7 @@ def address_class(address: str) -> str | None:
         return UNSPECIFIED
     if ip.is_link_local:
         return LINK_LOCAL
-    if ip.is_private:
-        # Python counts the RFC 1918 and fc00::/7 ranges here, plus reserved blocks no registry should be on.
+    if any(ip in net for net in _PRIVATE_NETS if net.version == ip.version):
         return PRIVATE
     return None
 
