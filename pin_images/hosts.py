@@ -13,9 +13,7 @@ PRIVATE = "a private address"
 LINK_LOCAL = "a link-local address"
 UNSPECIFIED = "an unspecified address"
 # RFC 1918 and IPv6 unique local addresses; not ipaddress's is_private, which also counts documentation ranges.
-_PRIVATE_NETS = tuple(
-    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
-)
+_PRIVATE = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
 
 
 def canonical_registry(name: str) -> str:
@@ -82,7 +80,7 @@ def address_class(address: str) -> str | None:
         return UNSPECIFIED
     if ip.is_link_local:
         return LINK_LOCAL
-    if any(ip in net for net in _PRIVATE_NETS if net.version == ip.version):
+    if any(ip in net for net in map(ipaddress.ip_network, _PRIVATE) if net.version == ip.version):
         return PRIVATE
     return None
 
