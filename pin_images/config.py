@@ -37,6 +37,7 @@ class FileConfig:
     build_args: dict[str, str] = field(default_factory=dict)
     jobs: int | None = None
     timeout: float | None = None
+    deadline: float | None = None
     insecure_registries: list[str] = field(default_factory=list)
     format: str | None = None
     update: bool | None = None
@@ -327,6 +328,7 @@ _KEYS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "build-args": ("build_args", _build_args),
     "jobs": ("jobs", _jobs),
     "timeout": ("timeout", _timeout),
+    "deadline": ("deadline", _timeout),
     "insecure-registries": ("insecure_registries", _insecure),
     "format": ("format", _format),
     "update": ("update", _update),

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "run"]
 
 DEFAULT_TIMEOUT = 30.0
+# A git hook must end in well under a minute whatever the registries do.
+DEFAULT_DEADLINE = 50.0
 # Writes are fsync'd; a few threads let them overlap each other and the requests still in flight.
 WRITERS = 4
 
@@ -49,6 +51,7 @@ class Settings:
     insecure: list[str] = field(default_factory=list)
     build_args: dict[str, str] = field(default_factory=dict)
     timeout: float = DEFAULT_TIMEOUT
+    deadline: float = DEFAULT_DEADLINE  # seconds for all the network work of one run
     excludes: list[str] = field(default_factory=list)
     fmt: str = "text"
     quiet: bool = False

@@ -202,6 +202,8 @@ VALID = [
     ("jobs", "32", 32),
     ("timeout", "30", 30.0),  # an integer is fine; stored as float
     ("timeout", "0.5", 0.5),
+    ("deadline", "50", 50.0),
+    ("deadline", "7.5", 7.5),
     ("insecure-registries", '["localhost:5000", "INDEX.docker.io"]', ["localhost:5000", "docker.io"]),
     ("format", '"text"', "text"),
     ("format", '"github"', "github"),
@@ -272,6 +274,8 @@ INVALID = [
     ("timeout", "inf", r"timeout: expected a positive number of seconds, got inf"),
     ("timeout", "nan", r"timeout: expected a positive number of seconds, got nan"),
     ("timeout", "false", r"timeout: expected a positive number of seconds, got false"),
+    ("deadline", "0", r"deadline: expected a positive number of seconds, got 0"),
+    ("deadline", "inf", r"deadline: expected a positive number of seconds, got inf"),
     ("insecure-registries", '"localhost:5000"',
      r'insecure-registries: expected an array of strings, got "localhost:5000"'),
     ("insecure-registries", "[5000]", r"insecure-registries\[0\]: expected a non-empty string, got 5000"),
