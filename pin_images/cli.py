@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -13,8 +14,8 @@ from .config import FileConfig, find_config, load_config, parse_build_args, regi
 from .errors import ConfigError, PinImagesError
 from .kinds import KINDS
 from .report import EXIT_ERROR, FORMATS, Report, exit_code, write_report
-from .resolve import DEFAULT_JOBS, Options, Resolver
-from .run import DEFAULT_TIMEOUT, Settings, run
+from .resolve import DEFAULT_JOBS, PIN_STYLES, Options, Resolver
+from .run import DEFAULT_DEADLINE, DEFAULT_TIMEOUT, Settings, run
 
 if TYPE_CHECKING:
     from .manifest import Platform
@@ -68,10 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--build-arg", action="append", default=[], metavar="NAME[=VALUE]",
                      help="override an ARG default, as docker build does (repeatable); NAME alone takes its value "
                      "from the environment")
+    res.add_argument("--pin-style", choices=PIN_STYLES,
+                     help="how a new pin is written: tag (default) python:3.12@sha256:..., full "
+                     "docker.io/library/python:3.12@sha256:..., digest docker.io/library/python@sha256:... "
+                     "(full and digest rewrite the reference; digest drops the tag, so --update cannot move it)")
+    res.add_argument("--pin-syntax", action="store_true", default=None,
+                     help="also pin the Dockerfile's `# syntax=` frontend image")
     res.add_argument("--jobs", type=int, metavar="N",
                      help=f"concurrent requests per registry (default {DEFAULT_JOBS})")
     res.add_argument("--timeout", type=float, metavar="SECONDS",
-                     help=f"read timeout per request (default {DEFAULT_TIMEOUT:g})")
+                     help=f"limit for one request, connecting to last byte (default {DEFAULT_TIMEOUT:g})")
+    res.add_argument("--deadline", type=float, metavar="SECONDS",
+                     help=f"limit for all requests of the run (default {DEFAULT_DEADLINE:g})")
     sel = p.add_argument_group("selection and output")
     sel.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                      help="skip paths matching GLOB, even when named (repeatable)")
@@ -137,8 +146,10 @@ def settings_from_args(args: argparse.Namespace, cfg: FileConfig | None = None, 
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs}: must be at least 1")
     timeout = args.timeout if args.timeout is not None else (cfg.timeout or DEFAULT_TIMEOUT)
-    if not timeout > 0:
-        raise ConfigError(f"--timeout {timeout:g}: must be a positive number of seconds")
+    deadline = args.deadline if args.deadline is not None else (cfg.deadline or DEFAULT_DEADLINE)
+    for option, seconds in (("--timeout", timeout), ("--deadline", deadline)):
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise ConfigError(f"{option} {seconds:g}: must be a positive, finite number of seconds")
     if args.quiet and args.verbose:
         raise ConfigError("-q and -v cannot be used together")
     update = args.update if args.update is not None else bool(cfg.update)
@@ -150,12 +161,14 @@ def settings_from_args(args: argparse.Namespace, cfg: FileConfig | None = None, 
     return Settings(
         paths=args.paths or ["."],
         options=Options(check=args.check, update=update, platform=platform, jobs=jobs,
-                        ignore_images=tuple(ignore_images)),
+                        ignore_images=tuple(ignore_images), pin_style=args.pin_style or cfg.pin_style or "tag"),
+        pin_syntax=args.pin_syntax if args.pin_syntax is not None else bool(cfg.pin_syntax),
         dry_run=args.dry_run,
         mirrors=mirrors,
         insecure=list(dict.fromkeys([*cfg.insecure_registries, *(registry_key(h) for h in args.insecure_registry)])),
         build_args=build_args,
         timeout=timeout,
+        deadline=deadline,
         excludes=[*_relative_globs(cfg.exclude, cfg.path, cwd), *args.exclude],
         fmt=args.format or cfg.format or "text",
         quiet=args.quiet,
@@ -199,6 +212,7 @@ def make_resolver(settings: Settings, env: dict[str, str]) -> Resolver:
         ca_dirs=ca_dirs,
         ca_bundle=ca_bundle,
         insecure=settings.insecure,
+        deadline=settings.deadline,
     )
 
 

@@ -37,9 +37,12 @@ class FileConfig:
     build_args: dict[str, str] = field(default_factory=dict)
     jobs: int | None = None
     timeout: float | None = None
+    deadline: float | None = None
     insecure_registries: list[str] = field(default_factory=list)
     format: str | None = None
     update: bool | None = None
+    pin_style: str | None = None
+    pin_syntax: bool | None = None
     kinds: list[str] = field(default_factory=list)
 
 
@@ -295,6 +298,13 @@ def _update(value: Any, where: str) -> bool:
     return value
 
 
+def _pin_style(value: Any, where: str) -> str:
+    styles = ("tag", "full", "digest")  # resolve.PIN_STYLES; resolve imports this module, so not imported here
+    if not isinstance(value, str) or value not in styles:
+        raise ConfigError(f"{where}: expected one of {', '.join(map(json.dumps, styles))}, got {_show(value)}")
+    return value
+
+
 def _kinds(value: Any, where: str) -> list[str]:
     from .kinds import KINDS
 
@@ -318,9 +328,12 @@ _KEYS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "build-args": ("build_args", _build_args),
     "jobs": ("jobs", _jobs),
     "timeout": ("timeout", _timeout),
+    "deadline": ("deadline", _timeout),
     "insecure-registries": ("insecure_registries", _insecure),
     "format": ("format", _format),
     "update": ("update", _update),
+    "pin-style": ("pin_style", _pin_style),
+    "pin-syntax": ("pin_syntax", _update),
     "kinds": ("kinds", _kinds),
 }
 KEYS = tuple(_KEYS)

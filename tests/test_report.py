@@ -137,12 +137,12 @@ def test_json_errors_stay_valid(tmp_path, resolver, capsys, output_schema):
     f = write(tmp_path, "Dockerfile", "FROM python:3.12\nFROM alpine:3.20\nFROM Not_Valid:x\n")
     code, doc = run_json([str(f), str(tmp_path / "missing")], capsys, output_schema)
     assert code == 2
-    assert statuses(doc) == [(1, "pinned"), (2, "error"), (3, "error")]
+    assert statuses(doc) == [(1, "unpinned"), (2, "error"), (3, "error")]  # held back by the failures
     assert doc["references"][1]["message"].endswith("second line")
     assert doc["references"][2]["name"] is None  # an unparsable reference has no normalised name
     assert len(doc["errors"]) == 1 and "missing" in doc["errors"][0]
     assert doc["files_changed"] == []  # a file with a failed reference is left untouched
-    assert doc["summary"] == "pinned 1 reference in 0 files, 3 errors"
+    assert doc["summary"] == "1 reference unpinned, 3 errors"
 
 
 def test_json_skipped_references(tmp_path, resolver, capsys, output_schema):
