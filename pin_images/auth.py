@@ -4,6 +4,7 @@ per scope and fetched once however many threads want them, and one token for man
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import threading
 from collections.abc import Iterator
@@ -11,12 +12,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, TypeVar
 from urllib.parse import quote, urlsplit
 
-import requests
-
 from .challenge import Challenge, parse_challenges
 from .errors import AuthError, PinImagesError, RegistryError
 from .hosts import DOCKER_HUB, is_loopback, netloc
-from .transport import Purpose, Request, Transport, bad_response, discard, read_capped, safe_header_value
+from .transport import Purpose, Request, Response, Transport, Unreachable, bad_response, read_capped, safe_header_value
 
 MAX_TOKEN_BYTES = 1024 * 1024
 CLIENT_ID = "pin-images"
@@ -101,19 +100,21 @@ class Authenticator:
         self._probe_locks: dict[str, threading.Lock] = {}
         self._tokens: dict[_TokenKey, _Token] = {}
         self._token_flights = SingleFlight()
+        # An endpoint whose first contact failed fails every later request at once, with the same error.
+        self._failures: dict[str, Unreachable] = {}
 
     # --------------------------------------------------------------------------------------------- requests
 
-    def send(self, ep: Endpoint, repository: str, request: Request) -> requests.Response:
+    def send(self, ep: Endpoint, repository: str, request: Request) -> Response:
         """Send with what we know of the endpoint's auth; on 401 learn the challenge, authorize, and retry once."""
+        request = replace(request, registry=ep.base)
         with self._lock:
             state = self._challenges.get(ep.base)
         probe: threading.Lock | None = None
         if state is None:
             # First contact with this endpoint: let one thread find out its challenge while the others wait,
-            # so N concurrent lookups cost one 401, not N.
-            probe = self._probe_lock(ep)
-            probe.acquire()
+            # so N concurrent lookups cost one 401, not N, and one failure, not N.
+            probe = self._first_contact(ep)
             with self._lock:
                 state = self._challenges.get(ep.base)
             if state is not None:
@@ -121,7 +122,7 @@ class Authenticator:
                 probe = None
         try:
             auth, cached_key = self._authorization(ep, repository, state, fresh=False)
-            resp = self._transport.fetch(_with_headers(request, auth))
+            resp = self._remembering(ep, probe is not None, lambda: self._transport.fetch(_with_headers(request, auth)))
             if probe is not None and resp.status_code != 401:
                 with self._lock:
                     self._challenges.setdefault(ep.base, _OPEN)
@@ -131,7 +132,6 @@ class Authenticator:
         finally:
             if probe is not None:
                 probe.release()
-        discard(resp)
         if challenge is None:
             raise self.refused(ep, repository, 401, "no usable WWW-Authenticate challenge")
         if auth and cached_key is None:
@@ -144,7 +144,6 @@ class Authenticator:
             raise self.refused(ep, repository, 401)
         resp = self._transport.fetch(_with_headers(request, auth))
         if resp.status_code == 401:
-            discard(resp)
             raise self.refused(ep, repository, 401)
         return resp
 
@@ -153,16 +152,20 @@ class Authenticator:
         with self._lock:
             state = self._challenges.get(ep.base)
         if state is None:
-            with self._probe_lock(ep):
+            probe = self._first_contact(ep)
+            try:
                 with self._lock:
                     state = self._challenges.get(ep.base)
                 if state is None:
-                    with self._transport.fetch(Request("GET", ep.base + "/v2/", Purpose.PING)) as resp:
-                        if resp.status_code == 401:
-                            state = self._learn(ep, resp)
-                        elif resp.status_code == 200:
-                            with self._lock:
-                                state = self._challenges.setdefault(ep.base, _OPEN)
+                    ping = Request("GET", ep.base + "/v2/", Purpose.PING, registry=ep.base)
+                    resp = self._remembering(ep, True, lambda: self._transport.fetch(ping))
+                    if resp.status_code == 401:
+                        state = self._learn(ep, resp)
+                    elif resp.status_code == 200:
+                        with self._lock:
+                            state = self._challenges.setdefault(ep.base, _OPEN)
+            finally:
+                probe.release()
         return state
 
     def prefetch(self, ep: Endpoint, repositories: list[str]) -> None:
@@ -181,9 +184,29 @@ class Authenticator:
 
     # --------------------------------------------------------------------------------------------- state
 
-    def _probe_lock(self, ep: Endpoint) -> threading.Lock:
+    def _first_contact(self, ep: Endpoint) -> threading.Lock:
+        """The endpoint's first-contact lock, acquired; raises the first contact's failure if there was one."""
         with self._lock:
-            return self._probe_locks.setdefault(ep.base, threading.Lock())
+            probe = self._probe_locks.setdefault(ep.base, threading.Lock())
+        remaining = self._transport.remaining()
+        if not probe.acquire(timeout=-1 if remaining is None else remaining + 1.0):
+            raise self._transport.deadline_error(netloc(ep.base), "waiting for the first answer")
+        with self._lock:
+            failure = self._failures.get(ep.base)
+        if failure is not None:
+            probe.release()
+            raise Unreachable(str(failure), failure.host)
+        return probe
+
+    def _remembering(self, ep: Endpoint, first: bool, fetch: Callable[[], Response]) -> Response:
+        """``fetch()``; when it is the endpoint's first contact and cannot reach it, remember that for the rest."""
+        try:
+            return fetch()
+        except Unreachable as exc:
+            if first:
+                with self._lock:
+                    self._failures.setdefault(ep.base, exc)
+            raise
 
     def learn_ping(self, ep: Endpoint, status: int, www_authenticate: str) -> None:
         """Take the answer to a ``GET /v2/`` sent for this endpoint elsewhere (preconnect), as challenge_of would."""
@@ -193,7 +216,7 @@ class Authenticator:
             with self._lock:
                 self._challenges.setdefault(ep.base, _OPEN)
 
-    def _learn(self, ep: Endpoint, resp: requests.Response) -> Challenge | None:
+    def _learn(self, ep: Endpoint, resp: Response) -> Challenge | None:
         return self._learn_header(ep, resp.headers.get("WWW-Authenticate", ""))
 
     def _learn_header(self, ep: Endpoint, header: str) -> Challenge | None:
@@ -255,26 +278,32 @@ class Authenticator:
         if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
             raise bad_response(ep.host, "Bearer challenge has no usable realm URL")
         realm_host = netloc(realm)
+        # The realm is the server's choice: refuse one that points where the server should not send us.
+        self._transport.check_target(ep.base, realm, "realm")
         # Credentials go to a realm over TLS, or to this machine; never to another host over plain http.
         realm_ok = parts.scheme.lower() == "https" or (is_loopback(realm_host) and is_loopback(ep.host))
         cred = self.credential(ep) if realm_ok else None
+        token_request = functools.partial(
+            Request, url=realm, purpose=Purpose.TOKEN, limit=MAX_TOKEN_BYTES, private=cred is not None,
+            registry=ep.base,
+        )
         if cred is not None and cred.identity_token:
             data = [("grant_type", "refresh_token"), ("refresh_token", cred.password), ("client_id", CLIENT_ID),
                     ("scope", " ".join(scopes))]
             if service:
                 data.append(("service", service))
-            request = Request("POST", realm, Purpose.TOKEN, data=tuple(data), stream=True)
+            request = token_request(method="POST", data=tuple(data))
         else:
             headers = () if cred is None else (("Authorization", basic_header(cred.username, cred.password)),)
             params = ([("service", service)] if service else []) + [("scope", s) for s in scopes]
-            request = Request("GET", realm, Purpose.TOKEN, headers=headers, params=tuple(params), stream=True)
-        with self._transport.fetch(request) as resp:
-            if resp.status_code in (401, 403):
-                raise self.refused(ep, ", ".join(s.split(":")[1] for s in scopes), resp.status_code,
-                                   f"token server {realm_host} refused")
-            if resp.status_code != 200:
-                raise bad_response(ep.host, f"token server {realm_host} answered HTTP {resp.status_code}")
-            body = read_capped(resp, MAX_TOKEN_BYTES, "token response", ep.host)
+            request = token_request(method="GET", headers=headers, params=tuple(params))
+        resp = self._transport.fetch(request)
+        if resp.status_code in (401, 403):
+            raise self.refused(ep, ", ".join(s.split(":")[1] for s in scopes), resp.status_code,
+                               f"token server {realm_host} refused")
+        if resp.status_code != 200:
+            raise bad_response(ep.host, f"token server {realm_host} answered HTTP {resp.status_code}")
+        body = read_capped(resp, MAX_TOKEN_BYTES, "token response", ep.host)
         token, ttl = _parse_token(ep, body)
         # Renew a little early so a token never expires between the check and the request.
         expires = self._clock() + max(ttl - min(10.0, ttl / 2), 1.0)

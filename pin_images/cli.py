@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Callable
 
 from . import __version__
-from .config import FileConfig, find_config, load_config, registry_key
+from .config import FileConfig, find_config, load_config, parse_build_args, registry_key
 from .errors import ConfigError, PinImagesError
 from .kinds import KINDS
 from .report import EXIT_ERROR, FORMATS, Report, exit_code, write_report
-from .resolve import DEFAULT_JOBS, Options, Resolver
-from .run import DEFAULT_TIMEOUT, Settings, run
+from .resolve import DEFAULT_JOBS, PIN_STYLES, Options, Resolver
+from .run import DEFAULT_DEADLINE, DEFAULT_TIMEOUT, Settings, run
 
 if TYPE_CHECKING:
     from .manifest import Platform
@@ -65,15 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
                      "registry itself; the file keeps the original name), e.g. docker.io=https://mirror.gcr.io")
     res.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
                      help="talk plain http to this registry (loopback hosts always may)")
-    res.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE",
-                     help="override an ARG default, as docker build does (repeatable)")
+    res.add_argument("--build-arg", action="append", default=[], metavar="NAME[=VALUE]",
+                     help="override an ARG default, as docker build does (repeatable); NAME alone takes its value "
+                     "from the environment")
+    res.add_argument("--pin-style", choices=PIN_STYLES,
+                     help="how a new pin is written: tag (default) python:3.12@sha256:..., full "
+                     "docker.io/library/python:3.12@sha256:..., digest docker.io/library/python@sha256:... "
+                     "(full and digest rewrite the reference; digest drops the tag, so --update cannot move it)")
+    res.add_argument("--pin-syntax", action="store_true", default=None,
+                     help="also pin the Dockerfile's `# syntax=` frontend image")
     res.add_argument("--jobs", type=int, metavar="N",
                      help=f"concurrent requests per registry (default {DEFAULT_JOBS})")
     res.add_argument("--timeout", type=float, metavar="SECONDS",
-                     help=f"read timeout per request (default {DEFAULT_TIMEOUT:g})")
+                     help=f"limit for one request, connecting to last byte (default {DEFAULT_TIMEOUT:g})")
+    res.add_argument("--deadline", type=float, metavar="SECONDS",
+                     help=f"limit for all requests of the run (default {DEFAULT_DEADLINE:g})")
     sel = p.add_argument_group("selection and output")
     sel.add_argument("--exclude", action="append", default=[], metavar="GLOB",
-                     help="skip paths matching GLOB (repeatable)")
+                     help="skip paths matching GLOB, even when named (repeatable)")
     sel.add_argument("--kind", action="append", default=[], metavar="KIND[,KIND]",
                      help=f"read only these file kinds: {', '.join(KINDS)} (default all)")
     sel.add_argument("--ignore-image", action="append", default=[], metavar="GLOB",
@@ -82,8 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="read settings from FILE instead of the nearest .pin-images.toml or pyproject.toml")
     sel.add_argument("--no-config", action="store_true", help="ignore configuration files")
     sel.add_argument("--format", choices=FORMATS, help="output format (default text)")
-    sel.add_argument("-q", "--quiet", action="store_true", help="print only errors")
-    sel.add_argument("-v", "--verbose", action="store_true", help="also print pinned and skipped references")
+    sel.add_argument("-q", "--quiet", action="store_true", help="hide successes, the summary and progress; failures "
+                     "and their reasons are still printed")
+    sel.add_argument("-v", "--verbose", action="store_true", help="also print pinned and skipped references and the "
+                     "configuration file used")
     sel.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -129,18 +141,15 @@ def settings_from_args(args: argparse.Namespace, cfg: FileConfig | None = None, 
             )
         cli_mirrors.setdefault(registry_key(registry), []).append(url.strip().rstrip("/"))
     mirrors.update(cli_mirrors)  # a registry's mirrors on the command line replace the file's list for it
-    build_args = dict(cfg.build_args)
-    for item in args.build_arg:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"--build-arg {item!r}: expected NAME=VALUE")
-        build_args[name] = value
+    build_args = {**cfg.build_args, **parse_build_args(args.build_arg, os.environ)}
     jobs = args.jobs if args.jobs is not None else (cfg.jobs or DEFAULT_JOBS)
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs}: must be at least 1")
     timeout = args.timeout if args.timeout is not None else (cfg.timeout or DEFAULT_TIMEOUT)
-    if not timeout > 0:
-        raise ConfigError(f"--timeout {timeout:g}: must be a positive number of seconds")
+    deadline = args.deadline if args.deadline is not None else (cfg.deadline or DEFAULT_DEADLINE)
+    for option, seconds in (("--timeout", timeout), ("--deadline", deadline)):
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise ConfigError(f"{option} {seconds:g}: must be a positive, finite number of seconds")
     if args.quiet and args.verbose:
         raise ConfigError("-q and -v cannot be used together")
     update = args.update if args.update is not None else bool(cfg.update)
@@ -152,12 +161,14 @@ def settings_from_args(args: argparse.Namespace, cfg: FileConfig | None = None, 
     return Settings(
         paths=args.paths or ["."],
         options=Options(check=args.check, update=update, platform=platform, jobs=jobs,
-                        ignore_images=tuple(ignore_images)),
+                        ignore_images=tuple(ignore_images), pin_style=args.pin_style or cfg.pin_style or "tag"),
+        pin_syntax=args.pin_syntax if args.pin_syntax is not None else bool(cfg.pin_syntax),
         dry_run=args.dry_run,
         mirrors=mirrors,
         insecure=list(dict.fromkeys([*cfg.insecure_registries, *(registry_key(h) for h in args.insecure_registry)])),
         build_args=build_args,
         timeout=timeout,
+        deadline=deadline,
         excludes=[*_relative_globs(cfg.exclude, cfg.path, cwd), *args.exclude],
         fmt=args.format or cfg.format or "text",
         quiet=args.quiet,
@@ -167,6 +178,8 @@ def settings_from_args(args: argparse.Namespace, cfg: FileConfig | None = None, 
 
 
 def load_file_config(args: argparse.Namespace, cwd: str) -> FileConfig:
+    if args.no_config and args.config:
+        raise ConfigError("--config and --no-config cannot be used together")
     if args.no_config:
         return FileConfig()
     if args.config:
@@ -199,6 +212,7 @@ def make_resolver(settings: Settings, env: dict[str, str]) -> Resolver:
         ca_dirs=ca_dirs,
         ca_bundle=ca_bundle,
         insecure=settings.insecure,
+        deadline=settings.deadline,
     )
 
 
@@ -241,10 +255,23 @@ def _progress_to(stream: IO[str]) -> Callable[[int, int], None]:
 def _fail(exc: PinImagesError, fmt: str | None, args: argparse.Namespace) -> int:
     """A run that could not start: one line on stderr, and still a valid document for machine formats."""
     sys.stderr.write(f"pin-images: error: {exc}\n")
-    if fmt in ("json", "sarif"):
+    if fmt in ("json", "sarif", "github"):
         mode = "check" if args.check else ("dry-run" if args.dry_run else "write")
-        write_report(Report(file_errors=[exc], mode=mode, update=bool(args.update)), fmt, sys.stdout, sys.stderr)
+        report = Report(file_errors=[exc], mode=mode, update=bool(args.update))
+        _to_stdout(lambda: write_report(report, fmt, sys.stdout, sys.stderr, quiet=True))
     return EXIT_ERROR
+
+
+def _to_stdout(write: Callable[[], None]) -> None:
+    """Run an output step; a reader that stopped early (``| head``) ends the output quietly, as other tools do."""
+    try:
+        write()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit and would report the same broken pipe: point it at /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -259,7 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     try:
         cwd = os.getcwd()
-        settings = settings_from_args(args, load_file_config(args, cwd), cwd)
+        cfg = load_file_config(args, cwd)
+        settings = settings_from_args(args, cfg, cwd)
     except PinImagesError as exc:
         return _fail(exc, args.format, args)
     show_progress = settings.fmt == "text" and not settings.quiet and sys.stderr.isatty()
@@ -289,7 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if warmup is not None:
             warmup.close()
+    report.config = cfg.path
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ  # https://no-color.org
-    write_report(report, settings.fmt, sys.stdout, sys.stderr, quiet=settings.quiet, verbose=settings.verbose,
-                 color=color)
+    _to_stdout(lambda: write_report(report, settings.fmt, sys.stdout, sys.stderr, quiet=settings.quiet,
+                                    verbose=settings.verbose, color=color))
     return exit_code(report)

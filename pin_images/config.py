@@ -12,7 +12,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -37,9 +37,12 @@ class FileConfig:
     build_args: dict[str, str] = field(default_factory=dict)
     jobs: int | None = None
     timeout: float | None = None
+    deadline: float | None = None
     insecure_registries: list[str] = field(default_factory=list)
     format: str | None = None
     update: bool | None = None
+    pin_style: str | None = None
+    pin_syntax: bool | None = None
     kinds: list[str] = field(default_factory=list)
 
 
@@ -137,6 +140,21 @@ def _docker_hub_short(normalized: str) -> str:
     return rest
 
 
+def parse_build_args(items: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
+    """``--build-arg`` values: ``NAME=VALUE``, or ``NAME`` alone, which takes the value from ``env`` as ``docker build``
+    does (and, unset there, sets nothing, so the file's default or "no value" stands)."""
+    values: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not name:
+            raise ConfigError(f"--build-arg {item!r}: expected NAME=VALUE or NAME (to take it from the environment)")
+        if sep:
+            values[name] = value
+        elif name in env:
+            values[name] = env[name]
+    return values
+
+
 def _read_toml(path: str) -> dict[str, Any]:
     # Imported only when there is a file to read (tomllib compiles a dozen regexes and imports datetime).
     if sys.version_info >= (3, 11):
@@ -209,7 +227,7 @@ def _mirror_url(value: Any, where: str) -> str:
     parts = urlsplit(value.strip()) if isinstance(value, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"{where}: expected an http:// or https:// URL, got {_show(value)}")
-    return value.strip().rstrip("/")
+    return str(value).strip().rstrip("/")
 
 
 def _mirrors(value: Any, where: str) -> dict[str, list[str]]:
@@ -280,6 +298,13 @@ def _update(value: Any, where: str) -> bool:
     return value
 
 
+def _pin_style(value: Any, where: str) -> str:
+    styles = ("tag", "full", "digest")  # resolve.PIN_STYLES; resolve imports this module, so not imported here
+    if not isinstance(value, str) or value not in styles:
+        raise ConfigError(f"{where}: expected one of {', '.join(map(json.dumps, styles))}, got {_show(value)}")
+    return value
+
+
 def _kinds(value: Any, where: str) -> list[str]:
     from .kinds import KINDS
 
@@ -303,9 +328,12 @@ _KEYS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "build-args": ("build_args", _build_args),
     "jobs": ("jobs", _jobs),
     "timeout": ("timeout", _timeout),
+    "deadline": ("deadline", _timeout),
     "insecure-registries": ("insecure_registries", _insecure),
     "format": ("format", _format),
     "update": ("update", _update),
+    "pin-style": ("pin_style", _pin_style),
+    "pin-syntax": ("pin_syntax", _update),
     "kinds": ("kinds", _kinds),
 }
 KEYS = tuple(_KEYS)

@@ -8,9 +8,9 @@ import binascii
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -176,6 +176,26 @@ def _find_key(section: Mapping[str, Any], host: str, key_host: Callable[[str], s
     return None
 
 
+def _look_path(program: str, path: str) -> str | None:
+    """``program`` in the absolute entries of ``path`` only, like Go's exec.LookPath, which docker uses.
+
+    An empty, ``.`` or other relative entry would mean the current directory, which in a git hook is the
+    repository being checked: a ``docker-credential-*`` file there must never run.
+    """
+    # Not shutil.which: on Windows it searches the current directory first whatever ``path`` says.
+    suffixes = [""]
+    if sys.platform == "win32":
+        suffixes = [ext.lower() for ext in os.environ.get("PATHEXT", ".COM;.EXE;.BAT;.CMD").split(";") if ext]
+    for entry in path.split(os.pathsep):
+        if not entry or not os.path.isabs(entry):
+            continue
+        for suffix in suffixes:
+            candidate = os.path.join(entry, program + suffix)
+            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                return candidate
+    return None
+
+
 class HelperRunner:
     """Runs ``docker-credential-<name> get`` with the PATH and environment the keychain was given."""
 
@@ -191,7 +211,7 @@ class HelperRunner:
         label = f"credential helper {program} ({where})"
         if not name or "/" in name or os.sep in name:
             raise CredentialError(f"invalid credential helper name {name!r} ({where})")
-        exe = shutil.which(program, path=self._path)
+        exe = _look_path(program, self._path)
         if exe is None:
             raise CredentialError(f"{label} not found on PATH; install it or remove the entry")
         try:
@@ -312,11 +332,9 @@ class AuthsSource:
     def __init__(self, config: ConfigFile, containers: bool = False) -> None:
         self._config = config
         self._key_host = _containers_key_host if containers else _docker_key_host
-        self._containers = containers
 
     def describe(self, host: str) -> str | None:
-        if self._containers and not self._config.exists:
-            return None  # only one of several candidate files usually exists; don't list the others
+        # Named even when absent: a 401 then says every place a login could have been stored.
         missing = "" if self._config.exists else " (no such file)"
         return f"auths in {self._config.path}{missing}"
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 from urllib.parse import urlsplit
@@ -22,9 +22,11 @@ from .hosts import api_host, host_of, is_loopback, netloc
 from .manifest import ACCEPT, INDEX_TYPES, SCHEMA1_TYPES, Platform, PlatformChild, Resolution
 from .reference import Reference, is_sha256_digest
 from .transport import (
+    SMALL_BODY,
     Purpose,
     Request,
     RequestStats,
+    Response,
     Transport,
     bad_response,
     default_session,
@@ -67,7 +69,8 @@ class RegistryClient:
     """Resolves references against registries; thread-safe, one instance per run (close it, or use ``with``).
 
     ``mirrors`` maps a registry name (``docker.io``, ``localhost:5000``) to base URLs tried in order before the
-    registry itself. The client never reads the environment: the caller passes the keychain, session and CA dirs.
+    registry itself. ``timeout`` is (connect, whole attempt) in seconds; ``deadline`` bounds the whole run from the
+    client's creation. The client never reads the environment: the caller passes the keychain, session and CA dirs.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class RegistryClient:
         clock: Callable[[], float] = time.monotonic,
         max_manifest_bytes: int = MAX_MANIFEST_BYTES,
         user_agent: str = f"pin-images/{__version__}",
+        deadline: float | None = None,
     ) -> None:
         self._mirrors = {k.lower(): tuple(v) for k, v in (mirrors or {}).items()}
         self._insecure = frozenset(h.lower() for h in insecure)
@@ -93,7 +97,7 @@ class RegistryClient:
         self._transport = Transport(
             session if session is not None else default_session(), timeout=timeout, retries=retries,
             max_retry_wait=max_retry_wait, ca_dirs=ca_dirs, ca_bundle=ca_bundle, user_agent=user_agent,
-            sleep=sleep, clock=clock,
+            sleep=sleep, clock=clock, deadline=deadline,
         )
         self._auth = Authenticator(self._transport, keychain, clock)
         self._lock = threading.Lock()
@@ -140,7 +144,7 @@ class RegistryClient:
         self._transport.adopt(warm)
         self._auth.learn_ping(ep, warm.ping.status, warm.ping.www_authenticate)
 
-    def prefetch(self, refs: Iterable[Reference]) -> None:
+    def prefetch(self, refs: Sequence[Reference]) -> None:
         """Warm up for ``refs``: learn each registry's challenge (one ``GET /v2/``) and fetch one token for many
         repositories. Only an optimisation: failures are swallowed and the per-request path takes over."""
         refs = list(refs)
@@ -156,16 +160,6 @@ class RegistryClient:
                 self._auth.prefetch(ep, names)
             except PinImagesError:
                 continue
-
-    def learn_challenges(self, refs: Iterable[Reference]) -> None:
-        """The first half of prefetch (challenges only); kept until every caller uses prefetch()."""
-        for ep in dict.fromkeys(self._endpoints(ref.registry)[0] for ref in refs):
-            try:
-                self._auth.challenge_of(ep)
-            except PinImagesError:
-                continue
-
-    prefetch_tokens = prefetch  # the older name, kept until every caller uses prefetch()
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -213,15 +207,23 @@ class RegistryClient:
         return hostport.lower() in self._insecure or host_of(hostport) in self._insecure
 
     def _with_mirrors(self, ref: Reference, fn: Callable[[Endpoint], T]) -> T:
+        """``fn`` on each mirror in turn, then on the registry; a failure there names what each mirror said."""
         endpoints = self._endpoints(ref.registry)
+        answers: list[str] = []
         for ep in endpoints[:-1]:
             try:
                 return fn(ep)
             except _PlatformMissing:
                 raise  # the mirror has the image; its platform list is the answer, as docker takes it
-            except (NotFoundError, RegistryConnectionError):
-                continue  # as docker's registry-mirrors: a miss or an outage falls through to the next
-        return fn(endpoints[-1])
+            except RegistryError as exc:
+                # As docker's registry-mirrors: a miss, a refusal or an outage falls through to the next.
+                answers.append(f"mirror {ep.host}: {exc}")
+        try:
+            return fn(endpoints[-1])
+        except RegistryError as exc:
+            if not answers:
+                raise
+            raise type(exc)(f"{exc} (mirrors tried first: {'; '.join(answers)})", exc.host) from None
 
     # ----------------------------------------------------------------------------------------------- resolution
 
@@ -290,7 +292,9 @@ class RegistryClient:
     ) -> PlatformChild:
         child = mf.select_child(children, platform)
         if child is None:
-            available = ", ".join(sorted({str(c.platform) for c in children if c.platform})) or "none"
+            # buildx's attestation manifests say unknown/unknown: not a platform anyone can ask for.
+            shown = {str(c.platform) for c in children if c.platform and c.platform.os != "unknown"}
+            available = ", ".join(sorted(shown)) or "none"
             raise _PlatformMissing(
                 f"no {platform} image for {_what(lookup)} in {ref.name} (available: {available})", ep.host
             )
@@ -306,9 +310,9 @@ class RegistryClient:
         if not is_sha256_digest(config):
             raise bad_response(ep.host, "config descriptor has an invalid digest")
         url = f"{ep.base}/v2/{ref.repository}/blobs/{config}"
-        with self._send(ep, ref, Request("GET", url, Purpose.BLOB_GET, stream=True)) as resp:
-            self._raise_for_status(ep, ref, resp, f"config blob {config}")
-            blob = read_capped(resp, MAX_CONFIG_BYTES, "config blob", ep.host)
+        resp = self._send(ep, ref, Request("GET", url, Purpose.BLOB_GET, limit=MAX_CONFIG_BYTES))
+        self._raise_for_status(ep, ref, resp, f"config blob {config}")
+        blob = read_capped(resp, MAX_CONFIG_BYTES, "config blob", ep.host)
         if "sha256:" + hashlib.sha256(blob).hexdigest() != config:
             raise bad_response(ep.host, f"config blob does not match its digest {config}")
         try:
@@ -318,7 +322,7 @@ class RegistryClient:
 
     # ----------------------------------------------------------------------------------------------- manifests
 
-    def _send(self, ep: Endpoint, ref: Reference, request: Request) -> requests.Response:
+    def _send(self, ep: Endpoint, ref: Reference, request: Request) -> Response:
         return self._auth.send(ep, ref.repository, request)
 
     def _manifest_url(self, ep: Endpoint, ref: Reference, lookup: str) -> str:
@@ -327,13 +331,13 @@ class RegistryClient:
     def _head_manifest(self, ep: Endpoint, ref: Reference, lookup: str) -> Resolution | None:
         """HEAD (free on Docker Hub); None when the answer is not enough and a GET is needed."""
         url = self._manifest_url(ep, ref, lookup)
-        with self._send(ep, ref, Request("HEAD", url, Purpose.MANIFEST_HEAD, _ACCEPT)) as resp:
-            if resp.status_code in (401, 403, 404, 429):
-                self._raise_for_status(ep, ref, resp, _what(lookup))
-            if resp.status_code != 200:
-                return None  # 405 and friends: some registries and proxies reject HEAD
-            media_type = _media_type(resp.headers.get("Content-Type"))
-            digest = resp.headers.get("Docker-Content-Digest")
+        resp = self._send(ep, ref, Request("HEAD", url, Purpose.MANIFEST_HEAD, _ACCEPT))
+        if resp.status_code in (401, 403, 404, 429):
+            self._raise_for_status(ep, ref, resp, _what(lookup))
+        if resp.status_code != 200:
+            return None  # 405 and friends: some registries and proxies reject HEAD
+        media_type = _media_type(resp.headers.get("Content-Type"))
+        digest = resp.headers.get("Docker-Content-Digest")
         if media_type in SCHEMA1_TYPES:
             raise bad_response(ep.host, "unsupported legacy (schema 1) manifest")
         if digest is None or media_type not in MANIFEST_TYPES:
@@ -347,13 +351,13 @@ class RegistryClient:
     def _get_manifest(self, ep: Endpoint, ref: Reference, lookup: str) -> _Manifest:
         """GET and verify: (body, media type, sha256 of the exact body)."""
         url = self._manifest_url(ep, ref, lookup)
-        with self._send(ep, ref, Request("GET", url, Purpose.MANIFEST_GET, _ACCEPT, stream=True)) as resp:
-            self._raise_for_status(ep, ref, resp, _what(lookup))
-            media_type = _media_type(resp.headers.get("Content-Type"))
-            header_digest = resp.headers.get("Docker-Content-Digest")
-            if media_type in SCHEMA1_TYPES:
-                raise bad_response(ep.host, "unsupported legacy (schema 1) manifest")
-            body = read_capped(resp, self._max_manifest_bytes, "manifest", ep.host)
+        resp = self._send(ep, ref, Request("GET", url, Purpose.MANIFEST_GET, _ACCEPT, limit=self._max_manifest_bytes))
+        self._raise_for_status(ep, ref, resp, _what(lookup))
+        media_type = _media_type(resp.headers.get("Content-Type"))
+        header_digest = resp.headers.get("Docker-Content-Digest")
+        if media_type in SCHEMA1_TYPES:
+            raise bad_response(ep.host, "unsupported legacy (schema 1) manifest")
+        body = read_capped(resp, self._max_manifest_bytes, "manifest", ep.host)
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         if media_type not in MANIFEST_TYPES:
             try:
@@ -377,7 +381,7 @@ class RegistryClient:
 
     # ----------------------------------------------------------------------------------------------- errors
 
-    def _raise_for_status(self, ep: Endpoint, ref: Reference, resp: requests.Response, what: str) -> None:
+    def _raise_for_status(self, ep: Endpoint, ref: Reference, resp: Response, what: str) -> None:
         status = resp.status_code
         if status == 200:
             return
@@ -392,15 +396,12 @@ class RegistryClient:
         raise bad_response(ep.host, f"HTTP {status} for {what} of {ref.name}")
 
     @staticmethod
-    def _error_code(resp: requests.Response) -> str:
+    def _error_code(resp: Response) -> str:
         """The first distribution error code of a (small) error body, or ""."""
         try:
-            raw = b""
-            for chunk in resp.iter_content(16 * 1024):
-                raw += chunk
-                if len(raw) >= 64 * 1024:
-                    return ""
-            codes = json.loads(raw or b"{}").get("errors") or []
+            if len(resp.body) >= SMALL_BODY:
+                return ""
+            codes = json.loads(resp.body or b"{}").get("errors") or []
             return str(codes[0].get("code", "")) if codes and isinstance(codes[0], dict) else ""
         except Exception:  # an error body is a hint only; a bad one must not hide the 404
             return ""

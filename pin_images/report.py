@@ -10,7 +10,7 @@ from typing import IO, Any
 from . import __version__, files
 from .config import FORMATS as FORMATS  # one list, validated by the config and offered by the CLI
 from .errors import PinImagesError
-from .resolve import CHANGES, ERROR, FAILS_CHECK, PINNED, SKIPPED, STALE, UNPINNED, UPDATED, Finding
+from .resolve import CHANGES, ERROR, FAILS_CHECK, FILE_NOTE, PINNED, SKIPPED, STALE, UNPINNED, UPDATED, Finding
 
 JSON_SCHEMA_VERSION = 1
 EXIT_OK, EXIT_CHANGED, EXIT_ERROR = 0, 1, 2
@@ -57,12 +57,16 @@ def _plural(n: int, word: str) -> str:
 def finding_line(f: Finding) -> str:
     """One line for one finding, starting with ``path:line:``."""
     where = f"{f.path}:{f.line}"
+    if f.written == FILE_NOTE:
+        return f"{where}: {'warning' if f.warning else 'note'}: {f.message}"
     name = f.ref.without_digest if f.ref else f.shown
     if f.status in (PINNED, UPDATED):
         old = f.ref.original if f.ref else f.shown
-        return f"{where}: {old} -> {name}@{f.new_digest}"
+        return f"{where}: {old} -> {name}@{f.new_digest}" + (f" (warning: {f.message})" if f.warning else "")
     if f.status == UNPINNED:
-        return f"{where}: {f.shown} is not pinned" + (f": {f.message}" if f.warning else "")
+        # Say why when there is more to say than the status (e.g. the failure that held the file back).
+        why = f.message if f.message and f.message != "is not pinned" else None
+        return f"{where}: {f.shown} is not pinned" + (f": {why}" if why else "")
     if f.status == STALE:
         return f"{where}: {name} is stale: pinned {f.old_digest}, the tag now points to {f.new_digest}"
     if f.status == ERROR:
@@ -74,7 +78,8 @@ def finding_line(f: Finding) -> str:
 
 def summary(report: Report) -> str:
     counts: dict[str, int] = {}
-    for f in report.findings:
+    references = [f for f in report.findings if f.written != FILE_NOTE]  # a file's notes are not references
+    for f in references:
         counts[f.status] = counts.get(f.status, 0) + 1
     would = report.mode != "write"
     parts = []
@@ -95,7 +100,7 @@ def summary(report: Report) -> str:
         return ", ".join(parts)
     scanned = f" ({_plural(report.files_scanned, 'file')} scanned)"
     skipped = counts.get(SKIPPED, 0)
-    n = len(report.findings) - skipped  # skipped references are not pinned; say so rather than count them
+    n = len(references) - skipped  # skipped references are not pinned; say so rather than count them
     if n:
         text = f"all {_plural(n, 'reference')} pinned" + (f", {skipped} skipped" if skipped else "")
     else:
@@ -162,7 +167,9 @@ def github_lines(report: Report) -> list[str]:
             continue
         column = column_of(f)
         col = f",col={column}" if column else ""
-        props = f"file={_gh_escape(f.path, True)},line={f.line}{col},title=pin-images"
+        kind = kind_of(f)
+        title = "pin-images" if kind == "dockerfile" else f"pin-images ({kind})"
+        props = f"file={_gh_escape(f.path, True)},line={f.line}{col},title={title}"
         out.append(f"::{level} {props}::{_gh_escape(finding_line(f))}")
     return out
 
@@ -222,6 +229,7 @@ def to_sarif(report: Report, root: str | None = None) -> dict[str, Any]:
                         }
                     }
                 ],
+                "properties": {"kind": kind_of(f)},
             }
         )
     for e in report.file_errors:
@@ -309,6 +317,8 @@ def write_report(report: Report, fmt: str, out: IO[str], err: IO[str], *, quiet:
             continue
         elif f.status in CHANGES or f.status in FAILS_CHECK or verbose:
             out.write(_paint(finding_line(f), _color_of(f), color) + "\n")
+            if verbose and f.status in CHANGES and f.message:
+                out.write(f"{f.path}:{f.line}: note: {f.message}\n")
     for d in report.diffs:
         out.write(d)
     if not quiet:

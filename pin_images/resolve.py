@@ -11,9 +11,12 @@ from typing import TYPE_CHECKING, Protocol, Union
 from .config import matches_ignore
 from .errors import InvalidReferenceError, RegistryError
 from .reference import Reference, parse
-from .uses import Edit, ImageUse, Status
+from .uses import Edit, FileScan, ImageUse, Status
 
 DEFAULT_JOBS = 8
+# How a new pin is written: `python:3.12@sha256:..`, `docker.io/library/python:3.12@sha256:..`, or
+# `docker.io/library/python@sha256:..`.
+PIN_STYLES = ("tag", "full", "digest")
 # Threads beyond this only queue on the per-registry limits; it bounds a run over many registries.
 MAX_THREADS = 64
 
@@ -42,6 +45,8 @@ SKIPPED = FindingStatus.SKIPPED
 ERROR = FindingStatus.ERROR
 
 CHANGES = frozenset({PINNED, UPDATED})
+# What a finding that carries a file's note (not an image use) has for its reference text.
+FILE_NOTE = "(file)"
 FAILS_CHECK = frozenset({UNPINNED, STALE})
 
 
@@ -63,6 +68,7 @@ class Options:
     platform: Platform | None = None
     jobs: int = DEFAULT_JOBS
     ignore_images: tuple[str, ...] = ()
+    pin_style: str = "tag"
 
 
 @dataclass(frozen=True)
@@ -152,30 +158,49 @@ if TYPE_CHECKING:
 Answer = Union["Resolution", RegistryError]
 
 
-def classify(path: str, text: str, uses: Sequence[ImageUse], options: Options, plan: Plan) -> None:
-    """Add one file's uses to ``plan``: decide, without the network, what each one needs.
+def classify(path: str, text: str, scan: FileScan, options: Options, plan: Plan) -> None:
+    """Add one file's scan to ``plan``: decide, without the network, what each use needs.
 
-    ``text`` is the file decoded with ``surrogateescape``, which the uses' spans index.
+    ``text`` is the file decoded with ``surrogateescape``, which the uses' spans index. The scan's file notes (a
+    template left alone, a broken line no reference depends on) become skipped findings on their line.
     """
     plan.files.append(path)
     findings = plan.findings.setdefault(path, [])
     pending = plan.pending.setdefault(path, [])
-    for use in uses:
+    for note in scan.notes:
+        findings.append(Finding(path, note.line, FILE_NOTE, None, SKIPPED, message=note.message,
+                                warning=note.warning, kind=scan.kind))
+    for use in scan.uses:
         decided = _decide(path, use, options)
         if isinstance(decided, Finding):
             findings.append(decided)
             continue
         ref = decided
         span_text = text[use.start : use.end]
-        if ref.digest is not None:
-            if not span_text.endswith("@" + ref.digest):
-                findings.append(_finding(path, use, SKIPPED, ref=ref, old_digest=ref.digest, warning=True,
-                                         message="the digest comes from a variable; not updated"))
-                continue
-            target = Target(ref.registry, ref.repository, ref.lookup, options.platform, ref.digest)
-        else:
-            target = Target(ref.registry, ref.repository, ref.lookup, options.platform, None)
+        if ref.digest is not None and not span_text.endswith("@" + ref.digest):
+            findings.append(_finding(path, use, SKIPPED, ref=ref, old_digest=ref.digest, warning=True,
+                                     message="the digest comes from a variable; not updated"))
+            continue
+        try:
+            platform = _platform_for(use, options)
+        except ValueError as exc:
+            findings.append(_finding(path, use, ERROR, ref=ref, message=f"--platform={use.platform}: {exc}"))
+            continue
+        target = Target(ref.registry, ref.repository, ref.lookup, platform, ref.digest)
         pending.append(Pending(path, use, ref, target, span_text))
+
+
+def _platform_for(use: ImageUse, options: Options) -> Platform | None:
+    """The platform whose manifest to pin: none without --platform (the index fits every platform); with it, a
+    literal ``--platform=`` flag in the file wins for its reference. A ``# syntax=`` frontend runs on whatever
+    machine builds, so it always keeps the index."""
+    if options.platform is None or use.instruction == "syntax":
+        return None
+    if use.platform and "$" not in use.platform:
+        from .manifest import parse_platform  # loaded already: the option was parsed with it
+
+        return parse_platform(use.platform)
+    return options.platform
 
 
 def _decide(path: str, use: ImageUse, options: Options) -> Finding | Reference:
@@ -187,6 +212,14 @@ def _decide(path: str, use: ImageUse, options: Options) -> Finding | Reference:
         return _finding(path, use, SKIPPED, message=use.note or "not pinned")
     if use.status == Status.PLATFORM_ARG:
         return _finding(path, use, SKIPPED, message=use.note or "uses a platform ARG")
+    if use.status == Status.INVALID:
+        # This reference's own expansion fails (BuildKit would refuse the build): an error for it alone.
+        return _finding(path, use, ERROR, message=use.note or f"{use.written} cannot be expanded")
+    if use.status == Status.OVERRIDDEN:
+        # The build would use another image than the file names; a digest for either would be wrong. Not a
+        # --check failure: the file's own reference is not what is built, so its pin state cannot be judged.
+        note = use.note or "a --build-arg replaces the image the file names"
+        return _finding(path, use, SKIPPED, message=note + "; not pinned", warning=True)
     if use.status == Status.UNRESOLVED or use.image is None:
         note = use.note or f"{use.written} cannot be expanded"
         if options.check:
@@ -210,17 +243,22 @@ def resolve_targets(work: Mapping[Target, Reference], resolver: Resolver, jobs: 
                     ) -> Iterator[tuple[Target, Answer]]:
     """Resolve every target once, yielding each as it completes: at most ``jobs`` requests per registry host.
 
-    Leaving the loop early (an exception, Ctrl-C) cancels every lookup not yet started.
+    Leaving the loop early (an exception, Ctrl-C) stops every lookup not yet started. The workers are daemon
+    threads, so a lookup still waiting on the network never holds up the exit.
     """
     if not work:
         return
-    # Imported here: --check and runs with nothing to resolve never start a thread (concurrent.futures also
-    # imports logging).
+    # Imported here: --check and runs with nothing to resolve never start a thread.
+    import queue
     import threading
-    from concurrent.futures import ThreadPoolExecutor, as_completed
 
     jobs = max(1, jobs)
     limits = {host: threading.BoundedSemaphore(jobs) for host in {t.registry for t in work}}
+    todo: queue.SimpleQueue[tuple[Target, Reference]] = queue.SimpleQueue()
+    done: queue.SimpleQueue[tuple[Target, Answer | BaseException]] = queue.SimpleQueue()
+    stop = threading.Event()
+    for item in work.items():
+        todo.put(item)
 
     def one(target: Target, ref: Reference) -> Answer:
         with limits[target.registry]:
@@ -231,13 +269,27 @@ def resolve_targets(work: Mapping[Target, Reference], resolver: Resolver, jobs: 
             except RegistryError as exc:
                 return exc
 
-    pool = ThreadPoolExecutor(max_workers=min(MAX_THREADS, jobs * len(limits), len(work)))
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                target, ref = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put((target, one(target, ref)))
+            except BaseException as exc:  # a bug: hand it to the caller's thread, where it is raised
+                done.put((target, exc))
+
+    for i in range(min(MAX_THREADS, jobs * len(limits), len(work))):
+        threading.Thread(target=worker, name=f"pin-images-resolve-{i}", daemon=True).start()
     try:
-        futures = {pool.submit(one, t, r): t for t, r in work.items()}
-        for fut in as_completed(futures):
-            yield futures[fut], fut.result()
+        for _ in range(len(work)):
+            target, answer = done.get()
+            if isinstance(answer, BaseException) and not isinstance(answer, RegistryError):
+                raise answer
+            yield target, answer
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        stop.set()
 
 
 @dataclass(frozen=True)
@@ -292,12 +344,43 @@ def replacement(span_text: str, ref: Reference, digest: str) -> str:
     return f"{span_text}@{digest}"
 
 
+def _styled(p: Pending, digest: str, style: str) -> tuple[str, str | None, bool]:
+    """A new pin's text in ``style``, with the note to give (and whether it is a warning).
+
+    ``full`` and ``digest`` rewrite the whole span, which is safe only when the span is the reference itself
+    (a literal, an ARG default, a fallback); a reference composed from variables keeps the tag style.
+    """
+    ref = p.ref
+    if style != "tag":
+        try:
+            whole = parse(p.span_text)
+        except InvalidReferenceError:
+            whole = None
+        if whole is None or (whole.name, whole.tag) != (ref.name, ref.tag):
+            note = f"composed from variables, so pinned in tag style, not {style}"
+            return replacement(p.span_text, ref, digest), note, False
+        if style == "full":
+            return f"{ref.name}:{ref.tag_or_default}@{digest}", None, False
+        return f"{ref.name}@{digest}", "pinned by digest alone: with no tag, --update cannot move it", False
+    if ref.tag is None:
+        hint = f"no tag: pinned latest; write `{ref.original}:latest` to keep it updatable"
+        return replacement(p.span_text, ref, digest), hint, True
+    return replacement(p.span_text, ref, digest), None, False
+
+
 def finish(plan: Plan, path: str, answers: Mapping[Target, Answer], options: Options) -> list[Finding]:
-    """One file's findings (with edits) in line order, its pending uses decided from ``answers``."""
+    """One file's findings (with edits) in line order, its pending uses decided from ``answers``.
+
+    A file with a failed reference is left alone, so its other pins are reported as not written.
+    """
     findings = list(plan.findings[path])
     for p in plan.pending[path]:
         findings.append(_answered(p, answers[p.target], options))
     findings.sort(key=lambda f: f.line)
+    failed = next((f for f in findings if f.status == ERROR), None)
+    if failed is not None:
+        reason = f"not written: the file is left alone because {failed.shown} (line {failed.line}) failed"
+        findings = not_written(findings, reason)
     return findings
 
 
@@ -307,20 +390,25 @@ def _answered(p: Pending, answer: Answer, options: Options) -> Finding:
         return _finding(p.path, p.use, ERROR, ref=p.ref, old_digest=p.ref.digest, message=str(answer))
     new = answer.digest
     if p.ref.digest is None:
-        edit = Edit(p.use.start, p.use.end, replacement(p.span_text, p.ref, new))
-        return _finding(p.path, p.use, PINNED, ref=p.ref, new_digest=new, edit=edit)
+        text, note, warning = _styled(p, new, options.pin_style)
+        message = "; ".join(n for n in (p.use.note, note) if n) or None
+        return _finding(p.path, p.use, PINNED, ref=p.ref, new_digest=new, edit=Edit(p.use.start, p.use.end, text),
+                        message=message, warning=warning)
     if p.ref.digest == new:
         return _finding(p.path, p.use, UP_TO_DATE, ref=p.ref, old_digest=new, new_digest=new)
     if options.check:
         return _finding(p.path, p.use, STALE, ref=p.ref, old_digest=p.ref.digest, new_digest=new)
     edit = Edit(p.use.start, p.use.end, replacement(p.span_text, p.ref, new))
-    return _finding(p.path, p.use, UPDATED, ref=p.ref, old_digest=p.ref.digest, new_digest=new, edit=edit)
+    return _finding(p.path, p.use, UPDATED, ref=p.ref, old_digest=p.ref.digest, new_digest=new, edit=edit,
+                    message=p.use.note or None)
 
 
 def not_written(findings: Sequence[Finding], reason: str) -> list[Finding]:
-    """A file's findings after its write failed: its pins and updates are back to unpinned and stale."""
+    """A file's findings when it was not written: its pins are back to unpinned (with no new digest to claim) and
+    its updates to stale (the tag did move)."""
     return [
-        replace(f, status=UNPINNED if f.status == PINNED else STALE, edit=None, message=reason)
+        (replace(f, status=UNPINNED, new_digest=None, edit=None, message=reason, warning=False)
+         if f.status == PINNED else replace(f, status=STALE, edit=None, message=reason, warning=False))
         if f.status in CHANGES else f
         for f in findings
     ]

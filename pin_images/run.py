@@ -16,9 +16,7 @@ from .errors import DockerfileError, PinImagesError
 from .report import Report
 from .resolve import (
     DEFAULT_JOBS,
-    SKIPPED,
     FileResult,
-    Finding,
     Options,
     Plan,
     Resolver,
@@ -34,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "run"]
 
 DEFAULT_TIMEOUT = 30.0
+# A git hook must end in well under a minute whatever the registries do.
+DEFAULT_DEADLINE = 50.0
 # Writes are fsync'd; a few threads let them overlap each other and the requests still in flight.
 WRITERS = 4
 
@@ -51,10 +51,12 @@ class Settings:
     insecure: list[str] = field(default_factory=list)
     build_args: dict[str, str] = field(default_factory=dict)
     timeout: float = DEFAULT_TIMEOUT
+    deadline: float = DEFAULT_DEADLINE  # seconds for all the network work of one run
     excludes: list[str] = field(default_factory=list)
     fmt: str = "text"
     quiet: bool = False
     verbose: bool = False
+    pin_syntax: bool = False
     kinds: tuple[str, ...] = ()  # the file kinds to read; empty means every kind
 
 
@@ -79,7 +81,7 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
     plan = Plan()
     # Only the bytes of files that may change are kept: memory grows with the files to write, not with the tree.
     contents: dict[str, bytes] = {}
-    scan_options = ScanOptions(build_args=settings.build_args)
+    scan_options = ScanOptions(build_args=settings.build_args, pin_syntax=settings.pin_syntax)
     found = files.discover(settings.paths, settings.excludes, only=settings.kinds or None)
     report.file_errors.extend(found.errors)
     early = _Early(connect, warm)
@@ -95,12 +97,7 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
             report.file_errors.append(exc)
             continue
         report.files_scanned += 1
-        classify(path, data.decode("utf-8", "surrogateescape"), scan.uses, options, plan)
-        for note in scan.notes:  # a template left alone, say: shown as a skipped finding
-            plan.findings[path].append(
-                Finding(path, note.line, "(file)", None, SKIPPED, message=note.message, warning=note.warning,
-                        kind=scan.kind)
-            )  # fmt: skip
+        classify(path, data.decode("utf-8", "surrogateescape"), scan, options, plan)
         if plan.pending[path]:
             contents[path] = data
             early.need(p.target.registry for p in plan.pending[path])
@@ -195,6 +192,7 @@ def _write_one(path: str, data: bytes, edits: Sequence[Edit], settings: Settings
         raise DockerfileError(f"conflicting edits ({exc}); not written", path) from None
     if new == data:
         return _Written(False)
+    files.check_size(path, new)  # before a diff too: --dry-run must not show what could not be written
     if settings.dry_run:
         return _Written(True, _diff(path, data, new))
     if not settings.options.check:
@@ -203,12 +201,16 @@ def _write_one(path: str, data: bytes, edits: Sequence[Edit], settings: Settings
 
 
 def _diff(path: str, old: bytes, new: bytes) -> str:
-    """A unified diff of one file, marking a last line without a newline as diff(1) does."""
+    """A unified diff of one file, marking a last line without a newline as diff(1) does.
+
+    Its paths are relative to the repository root, as ``git apply`` wants them, from any working directory.
+    """
 
     def lines(data: bytes) -> list[str]:
         return data.decode("utf-8", "replace").splitlines(keepends=True)
 
     import difflib  # only --dry-run shows diffs
 
-    out = difflib.unified_diff(lines(old), lines(new), fromfile=f"a/{path}", tofile=f"b/{path}")
+    name = files.root_relative(path)
+    out = difflib.unified_diff(lines(old), lines(new), fromfile=f"a/{name}", tofile=f"b/{name}")
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out)

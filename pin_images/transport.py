@@ -1,27 +1,33 @@
-"""One HTTP exchange with a registry or token server: redirects followed by hand, retries with backoff and
-Retry-After, a per-host pause after 429, TLS verification from certs.d, and capped body reads."""
+"""One HTTP exchange with a registry or token server: redirects followed by hand and checked before they are
+followed, retries with backoff and Retry-After, a per-host pause after 429, TLS verification from certs.d, bodies
+capped in size, and every attempt bounded in total time and by the run's deadline."""
 
 from __future__ import annotations
 
 import enum
+import functools
 import os
+import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.structures import CaseInsensitiveDict
 
 from .errors import BadResponseError, RegistryConnectionError
-from .hosts import netloc, origin
+from .hosts import address_class, host_of, netloc, origin
 
 if TYPE_CHECKING:
     from .preconnect import Warm
 
 MAX_REDIRECTS = 5
+# What is kept of a body nobody needs whole (an error's JSON, a redirect's page); the rest is never read.
+SMALL_BODY = 64 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # 501/505 say "never", not "not now": retrying them only wastes the budget.
 _NOT_RETRIED_5XX = frozenset({501, 505})
@@ -56,7 +62,12 @@ class RequestStats:
 
 @dataclass(frozen=True)
 class Request:
-    """One logical request; ``params`` go on the first hop only, ``data`` is a form body."""
+    """One logical request made on behalf of the registry at ``registry`` (its base URL).
+
+    ``params`` go on the first hop only; ``data`` is a form body. ``limit`` caps a 200 answer's body (None: the body
+    is not wanted, only its first bytes are kept). ``private`` marks secrets (a password, a refresh token) that no
+    redirect may carry to another origin.
+    """
 
     method: str
     url: str
@@ -64,7 +75,21 @@ class Request:
     headers: tuple[tuple[str, str], ...] = ()
     params: tuple[tuple[str, str], ...] = ()
     data: tuple[tuple[str, str], ...] = ()
-    stream: bool = False
+    limit: int | None = None
+    private: bool = False
+    registry: str = ""
+
+
+@dataclass
+class Response:
+    """An answer read in full (up to the request's cap); ``truncated`` when the body went past it."""
+
+    status_code: int
+    headers: CaseInsensitiveDict[str]
+    body: bytes = b""
+    truncated: bool = False
+    read_error: str | None = None
+    url: str = ""
 
 
 class _NoAuth(requests.auth.AuthBase):
@@ -75,6 +100,10 @@ class _NoAuth(requests.auth.AuthBase):
 
 
 _NO_AUTH = _NoAuth()
+
+
+class Unreachable(RegistryConnectionError):
+    """The host could not be reached at all (refused, no such name, TLS, timed out): not one answer's fault."""
 
 
 def bad_response(host: str, detail: str) -> BadResponseError:
@@ -106,7 +135,7 @@ def safe_header_value(value: str) -> bool:
     return bool(value) and all(0x20 < ord(ch) < 0x7F for ch in value)
 
 
-def rate_hint(resp: requests.Response) -> str:
+def rate_hint(resp: Response | requests.Response) -> str:
     """What to do about a 429, with the registry's ratelimit-remaining when it sent a sane one."""
     remaining = resp.headers.get("ratelimit-remaining")
     hint = "log in for a higher limit or try again later"
@@ -115,36 +144,42 @@ def rate_hint(resp: requests.Response) -> str:
     return hint
 
 
-def discard(resp: requests.Response) -> None:
-    """Close a response we do not need, reading a small body first so the kept-alive connection is reused."""
-    try:
-        read = 0
-        for chunk in resp.iter_content(16 * 1024):
-            read += len(chunk)
-            if read > 64 * 1024:
-                break  # not worth it: let close() drop the connection
-    except (requests.exceptions.RequestException, OSError):
-        pass  # the connection is dropped by close() either way
-    resp.close()
+def read_capped(resp: Response, limit: int, what: str, host: str) -> bytes:
+    """The body of an answer fetched with ``limit``; refused when it went past it or could not be read whole."""
+    if resp.truncated:
+        size = f"{limit // 1048576} MiB" if limit % 1048576 == 0 else f"{limit} bytes"
+        raise bad_response(host, f"{what} larger than {size}")
+    if resp.read_error is not None:
+        raise RegistryConnectionError(f"cannot read {what} from {host}: {resp.read_error}", host)
+    return resp.body
 
 
-def read_capped(resp: requests.Response, limit: int, what: str, host: str) -> bytes:
-    """The whole body, refused once it passes ``limit`` bytes (by Content-Length or as it streams in)."""
-    too_big = f"{what} larger than " + (f"{limit // 1048576} MiB" if limit % 1048576 == 0 else f"{limit} bytes")
-    length = resp.headers.get("Content-Length", "")
-    if length.isascii() and length.isdigit() and int(length) > limit:  # "²".isdigit() is True
-        raise bad_response(host, too_big)
+def _read_body(raw: requests.Response, limit: int | None) -> Response:
+    """Read ``raw`` into a Response: whole up to ``limit`` (a 200 answer), else the first SMALL_BODY bytes."""
+    reply = Response(raw.status_code, raw.headers, url=raw.url)
+    cap = limit if limit is not None and raw.status_code == 200 else None
+    length = raw.headers.get("Content-Length", "")
+    if cap is not None and length.isascii() and length.isdigit() and int(length) > cap:  # "²".isdigit() is True
+        reply.truncated = True
+        raw.close()
+        return reply
     chunks: list[bytes] = []
     size = 0
     try:
-        for chunk in resp.iter_content(64 * 1024):
+        for chunk in raw.iter_content(16 * 1024):
             size += len(chunk)
-            if size > limit:
-                raise bad_response(host, too_big)
             chunks.append(chunk)
+            if size > (cap if cap is not None else SMALL_BODY):
+                reply.truncated = cap is not None
+                break
     except requests.exceptions.RequestException as exc:
-        raise RegistryConnectionError(f"cannot read {what} from {host}: {describe_exception(exc)}", host) from None
-    return b"".join(chunks)
+        reply.read_error = describe_exception(exc)
+    except OSError as exc:
+        reply.read_error = f"connection failed ({exc.__class__.__name__})"
+    finally:
+        raw.close()
+    reply.body = b"".join(chunks)
+    return reply
 
 
 def default_session() -> requests.Session:
@@ -157,8 +192,28 @@ def default_session() -> requests.Session:
     return session
 
 
+class _Overdue(Exception):
+    """An attempt ran out of time; ``final`` when the run's deadline, not just the attempt's limit, passed."""
+
+    def __init__(self, final: bool) -> None:
+        self.final = final
+
+
+@dataclass
+class _Attempt:
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Response | None = None
+    error: BaseException | None = None
+    abandoned: bool = False
+
+
 class Transport:
-    """Sends requests for one run; thread-safe. Knows nothing of registries, tokens or manifests."""
+    """Sends requests for one run; thread-safe. Knows nothing of registries' protocols, tokens or manifests.
+
+    Each attempt runs in a daemon thread that the caller stops waiting for after ``attempt_limit`` seconds or at the
+    run's deadline, whichever comes first: socket timeouts alone never end a server that trickles a byte or a header
+    line at a time.
+    """
 
     def __init__(
         self,
@@ -172,10 +227,12 @@ class Transport:
         user_agent: str,
         sleep: Callable[[float], None],
         clock: Callable[[], float],
+        deadline: float | None = None,
     ) -> None:
         self.session = session
         self.stats = RequestStats()
         self._timeout = timeout
+        self._attempt_limit = max(timeout)
         self._tries = max(1, retries)
         self._max_retry_wait = max_retry_wait
         self._ca_dirs = tuple(ca_dirs)
@@ -183,17 +240,35 @@ class Transport:
         self._user_agent = user_agent
         self._sleep = sleep
         self._clock = clock
+        self.deadline = deadline
+        self._deadline_at = None if deadline is None else clock() + deadline
         self._lock = threading.Lock()
         self._not_before: dict[str, float] = {}
         self._verify_cache: dict[str, str | None] = {}
+        self._addresses: dict[str, frozenset[str]] = {}
 
     def close(self) -> None:
         self.session.close()
 
-    def fetch(self, request: Request) -> requests.Response:
-        """Send, following redirects ourselves so Authorization never reaches another origin."""
-        method, url, data = request.method, request.url, request.data
-        params = request.params
+    # --------------------------------------------------------------------------------------------- time
+
+    def remaining(self) -> float | None:
+        """Seconds left before the run's deadline (never below 0), or None without one."""
+        return None if self._deadline_at is None else max(0.0, self._deadline_at - self._clock())
+
+    def deadline_error(self, host: str, what: str = "") -> Unreachable:
+        """The error for work cut short by the run's deadline."""
+        detail = f"{what}; " if what else ""
+        return Unreachable(
+            f"cannot reach {host}: {detail}gave up at the run deadline of {self.deadline:g}s (--deadline)", host
+        )
+
+    # --------------------------------------------------------------------------------------------- requests
+
+    def fetch(self, request: Request) -> Response:
+        """Send, following redirects ourselves: each target is checked first, and Authorization and bodies never
+        go to another origin."""
+        method, url, data, params = request.method, request.url, request.data, request.params
         start = origin(url)
         seen: set[str] = set()
         headers = {"User-Agent": self._user_agent, **dict(request.headers)}
@@ -202,7 +277,6 @@ class Transport:
             location = resp.headers.get("Location")
             if resp.status_code not in _REDIRECTS or not location:
                 return resp
-            discard(resp)
             if params:
                 # The first hop carried the query; the Location already includes whatever the server wants.
                 url = requests.Request("GET", url, params=list(params)).prepare().url or url
@@ -218,7 +292,13 @@ class Transport:
                 raise bad_response(host, "redirect to a non-HTTP URL")
             if target in seen:
                 raise bad_response(host, "redirect loop")
+            self.check_target(request.registry or url, target, "redirect", current=url)
             if origin(target) != start:
+                if request.private or (data and not (resp.status_code == 303 and method != "HEAD")):
+                    raise bad_response(
+                        host, f"refused to follow a redirect to {_shown(target)}: the request carries credentials "
+                        "that must not leave the server they were meant for"
+                    )
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
             if resp.status_code == 303 and method != "HEAD":
                 method, data = "GET", ()
@@ -228,27 +308,39 @@ class Transport:
     def _send(
         self, request: Request, method: str, url: str, headers: dict[str, str],
         params: tuple[tuple[str, str], ...], data: tuple[tuple[str, str], ...],
-    ) -> requests.Response:
+    ) -> Response:
         """One hop with retries: connection errors, timeouts, 5xx and 429 (per-host backoff, Retry-After)."""
         host = netloc(url)
         for attempt in range(1, self._tries + 1):
             self._wait_for_host(host)
             self._count(request.purpose.value)
+            kwargs = {"headers": headers, "params": list(params) or None, "data": dict(data) or None}
             try:
-                resp = self.session.request(
-                    method, url, headers=headers, params=list(params) or None, data=dict(data) or None,
-                    timeout=self._timeout, allow_redirects=False, stream=request.stream, verify=self.verify(host),
-                    auth=_NO_AUTH,
-                )
-            except requests.exceptions.SSLError:
-                raise RegistryConnectionError(self._tls_message(host), host) from None
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                resp = self._attempt(host, functools.partial(self._exchange, method, url, host, request.limit, kwargs))
+            except _Overdue as late:
+                if late.final:
+                    raise self.deadline_error(host, "no answer") from None
+                failure = "timed out waiting for a response"
                 if attempt == self._tries:
-                    raise RegistryConnectionError(
-                        f"cannot reach {host}: {describe_exception(exc)} (after {attempt} tries)", host
+                    raise Unreachable(
+                        f"cannot reach {host}: {failure} (after {attempt} tries)", host
                     ) from None
                 self._count("retries")
-                self._sleep(self._backoff(attempt))
+                self._pause(host, self._backoff(attempt), failure)
+                continue
+            except requests.exceptions.SSLError:
+                raise Unreachable(self._tls_message(host), host) from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                failure = describe_exception(exc)
+                if failure == "host name lookup failed":
+                    # A name that does not resolve now will not resolve in half a second: an offline laptop.
+                    raise Unreachable(f"cannot reach {host}: {failure}", host) from None
+                if attempt == self._tries:
+                    raise Unreachable(
+                        f"cannot reach {host}: {failure} (after {attempt} tries)", host
+                    ) from None
+                self._count("retries")
+                self._pause(host, self._backoff(attempt), failure)
                 continue
             except requests.exceptions.RequestException as exc:
                 raise RegistryConnectionError(f"cannot reach {host}: {describe_exception(exc)}", host) from None
@@ -268,17 +360,68 @@ class Transport:
                     # Only this host slows down; other registries keep going at full speed.
                     self._not_before[host] = max(self._not_before.get(host, 0.0), self._clock() + wait)
             if attempt == self._tries:
-                discard(resp)
                 if status == 429:
                     raise RegistryConnectionError(
                         f"rate limited by {host} (HTTP 429, after {attempt} tries); {rate_hint(resp)}", host
                     )
                 raise RegistryConnectionError(f"{host} answered HTTP {status} (after {attempt} tries)", host)
-            discard(resp)
             self._count("retries")
+            failure = f"rate limited (HTTP 429); {rate_hint(resp)}" if status == 429 else f"answered HTTP {status}"
             if status != 429:
-                self._sleep(wait if wait is not None else self._backoff(attempt))
+                self._pause(host, wait if wait is not None else self._backoff(attempt), failure)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _exchange(self, method: str, url: str, host: str, limit: int | None, kwargs: dict[str, Any]) -> Response:
+        """The blocking part of one attempt: send, then read the body (capped)."""
+        raw = self.session.request(
+            method, url, timeout=self._socket_timeout(), allow_redirects=False, stream=True,
+            verify=self.verify(host), auth=_NO_AUTH, **kwargs,
+        )
+        if method == "HEAD":
+            raw.close()
+            return Response(raw.status_code, raw.headers, url=raw.url)
+        return _read_body(raw, limit)
+
+    def _attempt(self, host: str, work: Callable[[], Response], limit: float | None = None) -> Response:
+        """Run ``work`` in a daemon thread and wait for it at most until the attempt limit or the deadline."""
+        remaining = self.remaining()
+        if remaining is not None and remaining <= 0:
+            raise _Overdue(final=True)
+        limit = self._attempt_limit if limit is None else limit
+        budget = limit if remaining is None else min(limit, remaining)
+        state = _Attempt()
+
+        def run() -> None:
+            try:
+                state.result = work()
+            except BaseException as exc:  # handed to the waiting caller
+                state.error = exc
+            finally:
+                state.done.set()
+
+        threading.Thread(target=run, name=f"pin-images {host}", daemon=True).start()
+        if not state.done.wait(budget):
+            state.abandoned = True
+            raise _Overdue(final=remaining is not None and budget >= remaining)
+        if state.error is not None:
+            raise state.error
+        assert state.result is not None
+        return state.result
+
+    def _socket_timeout(self) -> tuple[float, float]:
+        connect, read = self._timeout
+        remaining = self.remaining()
+        if remaining is None:
+            return connect, read
+        # Even an abandoned attempt should not keep its socket long after the run is over.
+        return max(0.01, min(connect, remaining)), max(0.01, min(read, remaining))
+
+    def _pause(self, host: str, seconds: float, failure: str) -> None:
+        """Sleep before a retry, unless the deadline would pass first: then fail now with what went wrong."""
+        remaining = self.remaining()
+        if remaining is not None and seconds >= remaining:
+            raise self.deadline_error(host, failure)
+        self._sleep(seconds)
 
     def adopt(self, warm: Warm) -> None:
         """Count the ping a preconnect.Warmup sent, and put its idle connections in the session's pool."""
@@ -292,21 +435,69 @@ class Transport:
 
     def probe_tls(self, hostport: str) -> str:
         """"https" when ``hostport`` completes a TLS handshake (even with an untrusted certificate), else "http"."""
-        try:
-            resp = self.session.get(
-                # A local TLS handshake is instant; don't let a silent plain-http server hold the run for long.
+
+        def probe() -> Response:
+            raw = self.session.get(
                 f"https://{hostport}/v2/", headers={"User-Agent": self._user_agent},
-                timeout=(self._timeout[0], min(self._timeout[1], 5.0)),
-                allow_redirects=False, stream=True, verify=self.verify(hostport), auth=_NO_AUTH,
+                timeout=self._socket_timeout(), allow_redirects=False, stream=True, verify=self.verify(hostport),
+                auth=_NO_AUTH,
             )
+            raw.close()
+            return Response(raw.status_code, raw.headers)
+
+        try:
+            # A local TLS handshake is instant; don't let a silent plain-http server hold the run for long.
+            self._attempt(hostport, probe, min(self._attempt_limit, 5.0))
         except requests.exceptions.SSLError as exc:
             # An untrusted certificate still means TLS: keep https so the error says how to trust the CA.
             return "https" if "CERTIFICATE_VERIFY_FAILED" in str(exc) else "http"
-        except requests.exceptions.RequestException:
+        except (requests.exceptions.RequestException, _Overdue):
             return "http"  # no TLS handshake (a plain http registry), refused, or timed out
         self._count(Purpose.PING.value)
-        discard(resp)
         return "https"
+
+    # --------------------------------------------------------------------------------------------- targets
+
+    def check_target(self, registry: str, target: str, what: str, *, current: str | None = None) -> None:
+        """Refuse a realm or redirect ``target`` chosen by the server at ``registry`` (a base URL) before anything
+        is sent to it: https unless the registry itself is plain http, never https -> http, and no loopback,
+        private, link-local or unspecified address unless the registry is on the same host or such an address."""
+        reg_scheme, reg_netloc = origin(registry)
+        scheme, where = origin(target)
+        refused = ""
+        if scheme != "https" and (reg_scheme == "https" or (current or "").lower().startswith("https:")):
+            refused = "not https" if current is None else "an https to http redirect"
+        elif host_of(where) != host_of(reg_netloc):
+            inside = self._classes(where) - self._classes(reg_netloc)
+            if inside:
+                refused = f"{host_of(where)} is {sorted(inside)[0]}"
+        if refused:
+            label = "Bearer realm" if what == "realm" else "a redirect"
+            raise bad_response(
+                reg_netloc, f"refused {label} to {_shown(target)}: {refused}, which a registry on "
+                f"{reg_scheme}://{reg_netloc} may not send us to"
+            )
+
+    def _classes(self, hostport: str) -> frozenset[str]:
+        """The internal address classes ``hostport`` is on (an IP literal, or every address its name has)."""
+        host = host_of(hostport)
+        known = address_class(host)
+        if known is not None:
+            return frozenset({known})
+        with self._lock:
+            cached = self._addresses.get(host)
+        if cached is not None:
+            return cached
+        try:
+            addresses = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+        except (OSError, UnicodeError):
+            addresses = set()  # the request itself will fail on the lookup and say so
+        classes = frozenset(c for c in (address_class(str(a)) for a in addresses) if c is not None)
+        with self._lock:
+            self._addresses[host] = classes
+        return classes
+
+    # --------------------------------------------------------------------------------------------- helpers
 
     def _count(self, name: str) -> None:
         with self._lock:
@@ -314,9 +505,9 @@ class Transport:
 
     @staticmethod
     def _backoff(attempt: int) -> float:
-        return 0.5 * (2 ** (attempt - 1))
+        return 0.5 * 2.0 ** (attempt - 1)
 
-    def _retry_after(self, resp: requests.Response) -> float | None:
+    def _retry_after(self, resp: Response) -> float | None:
         value = (resp.headers.get("Retry-After") or "").strip()
         if not value:
             return None
@@ -337,7 +528,7 @@ class Transport:
             not_before = self._not_before.get(host, 0.0)
         delay = not_before - self._clock()
         if delay > 0:
-            self._sleep(delay)
+            self._pause(host, delay, "rate limited (HTTP 429)")
 
     def verify(self, host: str) -> str | None:
         """certs.d CA file for host[:port], else ``ca_bundle``, passed per request; None lets requests decide.
@@ -361,3 +552,12 @@ class Transport:
             f"TLS certificate verification failed for {host}; to trust its CA, save it as "
             f"{os.path.join(where, host, 'ca.crt')} or point REQUESTS_CA_BUNDLE at a bundle that includes it"
         )
+
+
+def _shown(url: str) -> str:
+    """A URL for a message: scheme, host and path; the query (signatures, tokens) left out."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "a malformed URL"
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"

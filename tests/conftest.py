@@ -11,7 +11,7 @@ import responses
 
 from pin_images.errors import RegistryError
 from pin_images.manifest import OCI_INDEX, Resolution
-from tests.support.fake_registry import FakeTime
+from tests.support.fake_registry import FakeDNS, FakeTime
 
 
 def fake_digest(text: str) -> str:
@@ -67,7 +67,15 @@ def no_network(monkeypatch):
 
 
 @pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
+def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDNS:
+    """Name lookups answered from a table (unknown names get a public address): never a real lookup."""
+    fake = FakeDNS()
+    monkeypatch.setattr("socket.getaddrinfo", fake)
+    return fake
+
+
+@pytest.fixture
+def rsps(dns: FakeDNS) -> Iterator[responses.RequestsMock]:
     """A `responses` mock in which any unregistered request fails: unit tests never reach the network."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock

@@ -13,13 +13,14 @@ import responses
 
 from pin_images import manifest as mf
 from pin_images.credentials import Credential
-from pin_images.errors import AuthError, BadResponseError
+from pin_images.errors import AuthError, BadResponseError, RegistryConnectionError
 from pin_images.reference import parse
 from tests.support.fake_registry import (
     AMD64,
     HUB,
     HUB_REALM,
     REG,
+    FakeDNS,
     FakeKeychain,
     FakeRegistry,
     FakeTime,
@@ -131,7 +132,7 @@ def test_prefetch_one_token_for_many_repositories(rsps: responses.RequestsMock, 
         registry.push_image(f"library/{name}", AMD64, "1")
     client = make_client(clock)
     refs = [parse(f"{name}:1") for name in [*names, "python"]]
-    client.prefetch_tokens(refs)
+    client.prefetch(refs)
     assert (client.stats.ping, client.stats.unauthorized, client.stats.token) == (1, 1, 1)
     query = parse_qs(urlsplit(registry.token_requests[0].url).query)
     assert query["scope"] == [f"repository:library/{n}:pull" for n in names]
@@ -146,9 +147,9 @@ def test_learned_challenge_is_not_pinged_again(rsps: responses.RequestsMock, clo
     registry = FakeRegistry(rsps, HUB, auth="bearer")
     registry.push_image("library/python", AMD64, "1")
     client = make_client(clock)
-    client.learn_challenges([parse("python:1"), parse("library/python:2")])
-    assert (client.stats.ping, client.stats.unauthorized, client.stats.token) == (1, 1, 0)
-    client.prefetch_tokens([parse("python:1")])
+    client.prefetch([parse("python:1"), parse("library/python:2")])
+    assert (client.stats.ping, client.stats.unauthorized, client.stats.token) == (1, 1, 1)
+    client.prefetch([parse("python:1")])
     client.resolve(parse("python:1"))
     stats = client.stats.as_dict()
     assert (stats["ping"], stats["unauthorized"], stats["token"], stats["manifest_head"]) == (1, 1, 1, 1)
@@ -157,7 +158,7 @@ def test_learned_challenge_is_not_pinged_again(rsps: responses.RequestsMock, clo
 def test_prefetch_chunks_scopes(rsps: responses.RequestsMock, clock: FakeTime) -> None:
     registry = FakeRegistry(rsps, HUB, auth="bearer")
     client = make_client(clock)
-    client.prefetch_tokens(parse(f"team/image-number-{i}:1") for i in range(100))
+    client.prefetch([parse(f"team/image-number-{i}:1") for i in range(100)])
     assert 2 <= client.stats.token <= 3
     for request in registry.token_requests:
         assert len(request.url or "") <= 4000
@@ -169,7 +170,7 @@ def test_prefetch_granted_fewer_scopes_falls_back(rsps: responses.RequestsMock, 
     python = registry.push_image("library/python", AMD64, "1")[1]
     alpine = registry.push_image("library/alpine", AMD64, "1")[1]
     client = make_client(clock)
-    client.prefetch_tokens([parse("python:1"), parse("alpine:1")])
+    client.prefetch([parse("python:1"), parse("alpine:1")])
     assert client.resolve(parse("python:1")).digest == python
     assert client.resolve(parse("alpine:1")).digest == alpine  # 401 with the shared token, then its own token
     assert client.stats.token == 2
@@ -178,14 +179,18 @@ def test_prefetch_granted_fewer_scopes_falls_back(rsps: responses.RequestsMock, 
 def test_prefetch_is_harmless_when_it_fails(rsps: responses.RequestsMock, clock: FakeTime) -> None:
     rsps.add("GET", f"{REG}/v2/", body=requests.ConnectionError("Connection refused"))
     client = make_client(clock)
-    client.prefetch_tokens([parse("registry.example.com/app:1")])  # no exception
+    client.prefetch([parse("registry.example.com/app:1")])  # no exception
+    # ... and the failure is remembered: the lookup fails with it at once, without another round of tries.
+    with pytest.raises(RegistryConnectionError, match="connection refused \\(after 3 tries\\)"):
+        client.resolve(parse("registry.example.com/app:1"))
+    assert len(rsps.calls) == 3
 
 
 def test_prefetch_open_registry(rsps: responses.RequestsMock, clock: FakeTime) -> None:
     registry = FakeRegistry(rsps, REG)
     registry.push_image("app", AMD64, "1")
     client = make_client(clock)
-    client.prefetch_tokens([parse("registry.example.com/app:1")])
+    client.prefetch([parse("registry.example.com/app:1")])
     client.resolve(parse("registry.example.com/app:1"))
     assert (client.stats.ping, client.stats.token, client.stats.manifest_head) == (1, 0, 1)
 
@@ -284,12 +289,71 @@ def test_credential_source_failure_is_a_registry_error(rsps: responses.RequestsM
         make_client(clock, BrokenKeychain()).resolve(parse("registry.example.com/app:1"))
 
 
-def test_realm_on_other_host_over_http_gets_no_credentials(rsps: responses.RequestsMock, clock: FakeTime) -> None:
+def test_plain_http_realm_of_an_https_registry_is_refused(rsps: responses.RequestsMock, clock: FakeTime) -> None:
+    """Once this realm was asked anonymously; now it is not asked at all: an https registry's realm must be https."""
     registry = FakeRegistry(rsps, REG, auth="bearer", realm="http://auth.example.net/token", service="s")
     registry.push_image("app", AMD64, "1")
     keychain = FakeKeychain({"registry.example.com": Credential("alice", "pw", "docker config")})
-    make_client(clock, keychain).resolve(parse("registry.example.com/app:1"))
-    assert "Authorization" not in registry.token_requests[0].headers
+    with pytest.raises(BadResponseError) as info:
+        make_client(clock, keychain).resolve(parse("registry.example.com/app:1"))
+    message = str(info.value)
+    assert "registry.example.com" in message and "http://auth.example.net" in message and "not https" in message
+    assert registry.token_requests == []
+
+
+@pytest.mark.parametrize(
+    ("realm", "address", "why"),
+    [
+        ("https://127.0.0.1:8443/token", None, "a loopback address"),
+        ("https://localhost/token", None, "a loopback address"),
+        ("https://169.254.169.254/latest/meta-data/", None, "a link-local address"),
+        ("https://[fe80::1]/token", None, "a link-local address"),
+        ("https://10.1.2.3/token", None, "a private address"),
+        ("https://172.16.0.9/token", None, "a private address"),
+        ("https://192.168.0.1/token", None, "a private address"),
+        ("https://[fc00::1]/token", None, "a private address"),
+        ("https://0.0.0.0/token", None, "an unspecified address"),
+        ("https://auth.internal.example/token", "10.9.8.7", "a private address"),  # a name is judged by its address
+    ],
+)
+def test_internal_realm_of_a_public_registry_is_refused(rsps: responses.RequestsMock, clock: FakeTime, dns: FakeDNS,
+                                                        realm: str, address: str | None, why: str) -> None:
+    if address:
+        dns.addresses["auth.internal.example"] = address
+    registry = FakeRegistry(rsps, REG, auth="bearer", realm=realm, service="s")
+    registry.push_image("app", AMD64, "1")
+    with pytest.raises(BadResponseError) as info:
+        make_client(clock).resolve(parse("registry.example.com/app:1"))
+    message = str(info.value)
+    assert "registry.example.com" in message and urlsplit(realm).netloc in message and why in message
+    assert registry.token_requests == []
+
+
+def test_internal_realm_of_an_internal_registry_is_allowed(rsps: responses.RequestsMock, clock: FakeTime,
+                                                           dns: FakeDNS) -> None:
+    """A company registry on 10.0.0.2 with its token service on 10.0.0.3: both inside, nothing to protect."""
+    dns.addresses.update({"registry.corp.example": "10.0.0.2", "auth.corp.example": "10.0.0.3"})
+    registry = FakeRegistry(rsps, "https://registry.corp.example", auth="bearer",
+                            realm="https://auth.corp.example/token", service="s")
+    digest = registry.push_image("app", AMD64, "1")[1]
+    assert make_client(clock).resolve(parse("registry.corp.example/app:1")).digest == digest
+
+
+def test_realm_on_the_registrys_own_host_is_allowed(rsps: responses.RequestsMock, clock: FakeTime) -> None:
+    registry = FakeRegistry(rsps, "https://10.0.0.2:5000", auth="bearer", realm="https://10.0.0.2:5001/token",
+                            service="s")
+    digest = registry.push_image("app", AMD64, "1")[1]
+    assert make_client(clock).resolve(parse("10.0.0.2:5000/app:1")).digest == digest
+
+
+def test_realm_of_a_loopback_registry_may_not_be_link_local(rsps: responses.RequestsMock, clock: FakeTime) -> None:
+    """Being on this machine allows realms on this machine, not the cloud metadata service."""
+    registry = FakeRegistry(rsps, "http://127.0.0.1:5000", auth="bearer",
+                            realm="http://169.254.169.254/latest/meta-data/", service="s")
+    registry.push_image("app", AMD64, "1")
+    with pytest.raises(BadResponseError, match=r"169\.254\.169\.254.*a link-local address"):
+        make_client(clock).resolve(parse("127.0.0.1:5000/app:1"))
+    assert registry.token_requests == []
 
 
 def test_loopback_http_realm_gets_credentials(rsps: responses.RequestsMock, clock: FakeTime) -> None:

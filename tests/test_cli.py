@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -15,6 +18,7 @@ from pin_images.errors import AuthError, NotFoundError
 from pin_images.manifest import Platform
 
 from .conftest import fake_digest
+from .support.hostile import HostileServer, Reply, Seen, manifest, serve_manifest
 
 PY = fake_digest("docker.io/library/python:3.12")
 ALPINE = fake_digest("docker.io/library/alpine:3.20")
@@ -223,7 +227,9 @@ def test_json_output_is_valid_and_complete(tmp_path, resolver, capsys):
     assert doc["version"] == 1
     assert doc["exit_code"] == 2
     refs = {r["line"]: r for r in doc["references"]}
-    assert refs[1]["status"] == "pinned" and refs[1]["new_digest"] == PY
+    # alpine failed, so the file is left alone: python is reported as not written, with no digest claimed.
+    assert refs[1]["status"] == "unpinned" and refs[1]["new_digest"] is None
+    assert refs[1]["message"] == "not written: the file is left alone because alpine:3.20 (line 2) failed"
     assert refs[1]["name"] == "docker.io/library/python"
     assert refs[2]["status"] == "error" and refs[2]["message"] == "denied"
     assert set(refs) == {1, 2}
@@ -253,7 +259,7 @@ def test_binary_file_is_an_error(tmp_path, no_network, capsys):
     [
         (["--registry-mirror", "docker.io"], "--registry-mirror"),
         (["--registry-mirror", "docker.io=ftp://x"], "--registry-mirror"),
-        (["--build-arg", "NOVALUE"], "--build-arg"),
+        (["--build-arg", "=1"], "--build-arg"),  # NAME alone is valid: the value comes from the environment
         (["--jobs", "0"], "--jobs"),
         (["--platform", "linux"], "--platform"),
         (["-q", "-v"], "-q and -v"),
@@ -299,3 +305,132 @@ def test_a_tree_with_broken_files_keeps_file_order_and_each_error(tmp_path, reso
     assert [r["file"] for r in doc["references"]] == sorted(r["file"] for r in doc["references"])
     pinned = f"FROM python:3.12@{PY}\nFROM alpine:3.20@{ALPINE} AS a11\n".encode()
     assert (tmp_path / "s11/Dockerfile").read_bytes() == pinned
+
+
+def test_ctrl_c_exits_at_once_with_every_file_whole(tmp_path):
+    """A real SIGINT to a real process while lookups hang: exit 130 at once, no file half-written, no temp file.
+
+    The first lookups answer, so some files are written before the interrupt; the rest hang until the server stops,
+    so a run that waited for queued or in-flight lookups would take many seconds.
+    """
+    body, digest = manifest("interrupt")
+    answered = threading.Semaphore(10)
+
+    def handler(seen: Seen) -> Reply:
+        if seen.path == "/v2/":
+            return Reply(200, [("Content-Type", "application/json")], b"{}")
+        if "/manifests/" in seen.path and answered.acquire(blocking=False):
+            return serve_manifest(body, digest)
+        return Reply(hang=True)
+
+    with HostileServer(handler) as server:
+        originals = {}
+        for i in range(30):
+            text = f"FROM {server.host}/img{2 * i}:1 AS a\nFROM {server.host}/img{2 * i + 1}:1\n".encode()
+            originals[write(tmp_path, f"s{i:02d}/Dockerfile", text)] = text
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "REGISTRY_AUTH"))}
+        env.update(HOME=str(tmp_path / "home"), DOCKER_CONFIG=str(tmp_path / "home" / "docker"), NO_COLOR="1")
+        proc = subprocess.Popen([sys.executable, "-m", "pin_images", "--jobs", "2", "--timeout", "60", str(tmp_path)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        try:
+            deadline = time.monotonic() + 30
+            while server.count("/manifests/") < 12 and time.monotonic() < deadline:  # 10 answered, 2 hanging
+                time.sleep(0.02)
+            assert server.count("/manifests/") >= 12
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+            elapsed = time.monotonic() - sent
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert elapsed < 2, f"took {elapsed:.1f} s to stop"
+    assert b"interrupted" in err
+    assert server.count("/manifests/") < 20  # queued lookups were never sent
+    written = 0
+    for path, text in originals.items():
+        now = path.read_bytes()
+        if now != text:
+            written += 1
+            assert now == text.replace(b":1 AS", b":1@" + digest.encode() + b" AS").replace(
+                b":1\n", b":1@" + digest.encode() + b"\n"
+            )
+    assert written >= 1
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["Dockerfile"] * 30
+
+
+def test_a_held_back_file_claims_no_pin_in_any_format(tmp_path, resolver, capsys):
+    resolver.errors["docker.io/library/python:3.99"] = NotFoundError("tag 3.99 not found", "registry-1.docker.io")
+    f = write(tmp_path, "Dockerfile", b"FROM alpine:3.20\nFROM python:3.99\n")
+    assert main([str(f)]) == 2
+    out = capsys.readouterr().out
+    assert f"{f}:1: alpine:3.20 is not pinned: not written: the file is left alone because python:3.99 (line 2)" in out
+    assert "->" not in out and "pinned 1" not in out
+    assert main(["--format", "github", str(f)]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert not any(line.startswith("::notice") for line in lines)
+    assert f.read_bytes() == b"FROM alpine:3.20\nFROM python:3.99\n"
+
+
+def test_platform_flag_in_the_file_wins_only_under_the_platform_option(tmp_path, resolver):
+    f = write(tmp_path, "Dockerfile", b"FROM --platform=linux/arm64 python:3.12\nFROM --platform=$BUILDPLATFORM "
+              b"alpine:3.20\nFROM node:20\n")
+    assert main(["--dry-run", "--platform", "linux/amd64", str(f)]) == 1
+    asked = {key: platform for _, key, platform, _ in resolver.calls}
+    assert asked == {
+        "docker.io/library/python:3.12": Platform("linux", "arm64"),
+        "docker.io/library/alpine:3.20": Platform("linux", "amd64"),  # built from a platform ARG: the option's
+        "docker.io/library/node:20": Platform("linux", "amd64"),
+    }
+    resolver.calls.clear()
+    assert main(["--dry-run", str(f)]) == 1
+    assert {platform for _, _, platform, _ in resolver.calls} == {None}  # the index digest, right everywhere
+
+
+def test_an_untagged_reference_is_pinned_with_a_warning_or_with_its_tag(tmp_path, resolver, capsys):
+    latest = fake_digest("docker.io/library/python:latest")
+    f = write(tmp_path, "Dockerfile", b"FROM python\n")
+    assert main([str(f)]) == 1
+    assert f.read_bytes() == f"FROM python@{latest}\n".encode()
+    err = capsys.readouterr().err
+    assert "no tag: pinned latest; write `python:latest` to keep it updatable" in err
+    f.write_bytes(b"FROM python\n")
+    assert main(["--pin-style", "full", str(f)]) == 1
+    assert f.read_bytes() == f"FROM docker.io/library/python:latest@{latest}\n".encode()
+    assert "no tag" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("style", "expected"),
+    [
+        ("tag", "ARG BASE=python:3.12@{py}\nFROM $BASE\nFROM alpine:3.20@{alpine}\nFROM ${{REG}}/app:1@{app}\n"),
+        ("full", "ARG BASE=docker.io/library/python:3.12@{py}\nFROM $BASE\n"
+                 "FROM docker.io/library/alpine:3.20@{alpine}\nFROM ${{REG}}/app:1@{app}\n"),
+        ("digest", "ARG BASE=docker.io/library/python@{py}\nFROM $BASE\nFROM docker.io/library/alpine@{alpine}\n"
+                   "FROM ${{REG}}/app:1@{app}\n"),
+    ],
+)
+def test_pin_styles(tmp_path, resolver, capsys, style, expected):
+    app = fake_digest("r.example/app:1")
+    f = write(tmp_path, "Dockerfile", b"ARG BASE=python:3.12\nARG REG=r.example\nFROM $BASE\nFROM alpine:3.20\n"
+              b"FROM ${REG}/app:1\n")
+    assert main(["-v", "--pin-style", style, str(f)]) == 1
+    text = expected.format(py=PY, alpine=ALPINE, app=app)
+    assert f.read_bytes() == text.replace("\nFROM $BASE", "\nARG REG=r.example\nFROM $BASE").encode()
+    out = capsys.readouterr().out
+    if style != "tag":
+        [note] = [line for line in out.splitlines() if line.startswith(f"{f}:5: note: ")]
+        assert f"composed from variables, so pinned in tag style, not {style}" in note
+    # Every digest-pinned form passes --check, offline.
+    assert main(["--check", str(f)]) == 0
+
+
+def test_pin_style_and_pin_syntax_come_from_the_configuration(tmp_path, resolver, monkeypatch):
+    write(tmp_path, ".pin-images.toml", b'pin-style = "digest"\npin-syntax = true\n')
+    f = write(tmp_path, "Dockerfile", b"FROM alpine:3.20\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["Dockerfile"]) == 1
+    assert f.read_bytes() == f"FROM docker.io/library/alpine@{ALPINE}\n".encode()
+    f.write_bytes(b"FROM alpine:3.20\n")
+    assert main(["--pin-style", "tag", "Dockerfile"]) == 1  # the command line wins
+    assert f.read_bytes() == f"FROM alpine:3.20@{ALPINE}\n".encode()

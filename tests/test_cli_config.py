@@ -272,3 +272,33 @@ def test_readme_configuration_example_sets_every_key(tmp_path):
     cfg = load_config(str(write(tmp_path / "pyproject.toml", block)))
     assert sorted(k for k in KEYS if getattr(cfg, k.replace("-", "_")) in (None, [], {})) == []
     assert cfg.registry_mirrors["docker.io"] == ["https://mirror.gcr.io"]
+
+
+def test_deadline_default_file_and_command_line(resolver, seen):
+    """One limit for the whole run: 50 s by default, so a hook stays under a minute whatever the registries do."""
+    dockerfile()
+    assert main([]) == 1
+    write(Path(".pin-images.toml"), "deadline = 20\n")
+    dockerfile()
+    assert main([]) == 1
+    dockerfile()
+    assert main(["--deadline", "7.5"]) == 1
+    assert [s.deadline for s in seen] == [50.0, 20.0, 7.5]
+
+
+@pytest.mark.parametrize("option", ["--timeout", "--deadline"])
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan", "-inf"])
+def test_time_limits_must_be_positive_and_finite(no_network, capsys, option, value):
+    dockerfile()
+    assert main([f"{option}={value}"]) == 2
+    assert capsys.readouterr().err == (
+        f"pin-images: error: {option} {value}: must be a positive, finite number of seconds\n"
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "inf", '"50s"'])
+def test_deadline_in_the_file_is_validated(no_network, capsys, value):
+    write(Path(".pin-images.toml"), f"deadline = {value}\n")
+    dockerfile()
+    assert main([]) == 2
+    assert "deadline: expected a positive number of seconds" in capsys.readouterr().err

@@ -202,11 +202,17 @@ VALID = [
     ("jobs", "32", 32),
     ("timeout", "30", 30.0),  # an integer is fine; stored as float
     ("timeout", "0.5", 0.5),
+    ("deadline", "50", 50.0),
+    ("deadline", "7.5", 7.5),
     ("insecure-registries", '["localhost:5000", "INDEX.docker.io"]', ["localhost:5000", "docker.io"]),
     ("format", '"text"', "text"),
     ("format", '"github"', "github"),
     ("format", '"sarif"', "sarif"),
     ("update", "false", False),
+    ("pin-style", '"tag"', "tag"),
+    ("pin-style", '"full"', "full"),
+    ("pin-style", '"digest"', "digest"),
+    ("pin-syntax", "true", True),
     ("kinds", '["compose", "kubernetes"]', ["compose", "kubernetes"]),
     ("kinds", "[]", []),
 ]
@@ -216,6 +222,8 @@ FIELDS = {
     "ignore-images": "ignore_images",
     "build-args": "build_args",
     "insecure-registries": "insecure_registries",
+    "pin-style": "pin_style",
+    "pin-syntax": "pin_syntax",
 }
 
 
@@ -266,6 +274,8 @@ INVALID = [
     ("timeout", "inf", r"timeout: expected a positive number of seconds, got inf"),
     ("timeout", "nan", r"timeout: expected a positive number of seconds, got nan"),
     ("timeout", "false", r"timeout: expected a positive number of seconds, got false"),
+    ("deadline", "0", r"deadline: expected a positive number of seconds, got 0"),
+    ("deadline", "inf", r"deadline: expected a positive number of seconds, got inf"),
     ("insecure-registries", '"localhost:5000"',
      r'insecure-registries: expected an array of strings, got "localhost:5000"'),
     ("insecure-registries", "[5000]", r"insecure-registries\[0\]: expected a non-empty string, got 5000"),
@@ -275,6 +285,9 @@ INVALID = [
     ("update", '"yes"', r'update: expected true or false, got "yes"'),
     ("update", "1", r"update: expected true or false, got 1"),
     ("update", "2024-01-01", r"update: expected true or false, got a date"),
+    ("pin-style", '"short"', r'pin-style: expected one of "tag", "full", "digest", got "short"'),
+    ("pin-style", "true", r"pin-style: expected one of .*, got true"),
+    ("pin-syntax", '"yes"', r'pin-syntax: expected true or false, got "yes"'),
     ("kinds", '"compose"', r'kinds: expected an array of strings, got "compose"'),
     ("kinds", '["compose", "helm"]',
      r'kinds\[1\]: unknown file kind "helm"; expected one of dockerfile, compose, kubernetes, github, gitlab, '
@@ -439,3 +452,15 @@ IGNORE = [
 @pytest.mark.parametrize(("patterns", "written", "normalized", "ignored"), IGNORE)
 def test_matches_ignore(patterns: list[str], written: str, normalized: str, ignored: bool) -> None:
     assert matches_ignore(patterns, written, normalized) is ignored
+
+
+# --- --build-arg ---------------------------------------------------------------------------------------------------
+def test_build_args_take_a_missing_value_from_the_environment() -> None:
+    from pin_images.config import parse_build_args
+
+    env = {"FROM_ENV": "python:3.12", "EMPTY": ""}
+    assert parse_build_args(["A=1", "B=", "C=x=y", "FROM_ENV", "EMPTY", "UNSET"], env) == {
+        "A": "1", "B": "", "C": "x=y", "FROM_ENV": "python:3.12", "EMPTY": "",  # UNSET: not set at all, as docker
+    }
+    with pytest.raises(ConfigError, match=r"--build-arg '=1': expected NAME=VALUE"):
+        parse_build_args(["=1"], env)

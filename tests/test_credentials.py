@@ -211,9 +211,22 @@ def test_empty_entries_are_no_credential(s: Setup, entry: dict[str, Any]) -> Non
 
 
 def test_missing_config_is_anonymous(s: Setup) -> None:
+    """Every file looked in is named, the containers auth file too, so a 401 says where a login would go."""
     keychain = s.keychain()
     assert keychain.get("quay.io") is None
-    assert keychain.tried("quay.io") == [f"auths in {s.config_path} (no such file)"]
+    assert keychain.tried("quay.io") == [
+        f"auths in {s.config_path} (no such file)",
+        f"auths in {s.home / '.config' / 'containers' / 'auth.json'} (no such file)",
+    ]
+
+
+def test_every_containers_auth_file_looked_in_is_named(s: Setup, tmp_path: Path) -> None:
+    s.env["XDG_RUNTIME_DIR"] = str(tmp_path / "run")
+    assert s.keychain().tried("quay.io") == [
+        f"auths in {s.config_path} (no such file)",
+        f"auths in {tmp_path / 'run' / 'containers' / 'auth.json'} (no such file)",
+        f"auths in {s.home / '.config' / 'containers' / 'auth.json'} (no such file)",
+    ]
 
 
 @pytest.mark.parametrize("text", ["", "  \n"])
@@ -633,7 +646,11 @@ def test_google_adc_not_configured_is_anonymous(s: Setup) -> None:
 
     keychain = s.keychain(google_default=FakeDefault(error=DefaultCredentialsError("no ADC")))
     assert keychain.get("gcr.io") is None
-    assert keychain.tried("gcr.io") == [f"auths in {s.config_path} (no such file)", GOOGLE_SOURCE]
+    assert keychain.tried("gcr.io") == [
+        f"auths in {s.config_path} (no such file)",
+        f"auths in {s.home / '.config' / 'containers' / 'auth.json'} (no such file)",
+        GOOGLE_SOURCE,
+    ]
 
 
 def test_google_refresh_failure_is_an_error_with_a_hint(s: Setup) -> None:
@@ -704,3 +721,33 @@ def test_tried_before_get_performs_the_lookup() -> None:
     assert keychain.tried("c.example") == ["only"]
     assert keychain.get("c.example") is None
     assert source.asked == ["c.example"]
+
+
+@pytest.mark.parametrize("path", ["", ".", ":", "::", ".:{bin}", ":{bin}", "{bin}:", "{bin}:.", "bin"])
+def test_helper_is_never_run_from_the_current_directory(s: Setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        path: str) -> None:
+    """In a hook the current directory is the repository under check: a helper found there is the attacker's.
+    Like docker (Go's exec.LookPath), only absolute PATH entries are searched."""
+    repo = tmp_path / "repo"
+    (repo / "bin").mkdir(parents=True)
+    ran = tmp_path / "ran"
+    for where in (repo, repo / "bin"):
+        script = where / "docker-credential-x"
+        script.write_text(f"#!/bin/sh\ntouch {ran}\necho '{{\"Username\":\"u\",\"Secret\":\"s\"}}'\n")
+        script.chmod(0o755)
+    monkeypatch.chdir(repo)
+    s.env["PATH"] = path.format(bin=s.bin)
+    s.config({"credHelpers": {"quay.io": "x"}})
+    with pytest.raises(CredentialError, match="not found on PATH"):
+        s.keychain().get("quay.io")
+    assert not ran.exists(), "a credential helper from the current directory ran"
+
+
+def test_helper_from_an_absolute_path_entry_still_runs(s: Setup, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The control for the test above: the same helper in an absolute PATH entry (after relative ones) is used."""
+    s.helper("test")
+    monkeypatch.chdir(tmp_path)
+    s.env["PATH"] = f".::{s.bin}"
+    s.config({"credHelpers": {"quay.io": "test"}})
+    assert s.keychain().get("quay.io") is not None

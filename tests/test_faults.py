@@ -82,7 +82,7 @@ class Waits:
 
 
 @pytest.fixture
-def rsps():
+def rsps(dns):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
 
@@ -252,15 +252,14 @@ def test_authorization_is_dropped_on_a_redirect_to_another_host(rsps, waits):
 @pytest.mark.parametrize("cred", [Credential(USER, PASSWORD, "t"), Credential("<token>", REFRESH, "t")],
                          ids=["password", "identity-token"])
 def test_no_credentials_to_a_plain_http_realm_on_another_host(rsps, waits, cred):
+    """An https registry's plain-http realm is not asked at all (it once was, anonymously)."""
     realm = "http://auth.example.net/token"
     rsps.add("HEAD", URL, status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="s"'})
     rsps.add("GET", realm, json={"token": "anonymous"})
     rsps.add("POST", realm, json={"token": "should-not-happen"})
-    with pytest.raises(RegistryError, match="requires authentication"):
+    with pytest.raises(RegistryError, match=r"refused Bearer realm to http://auth\.example\.net/token: not https"):
         client(waits, cred).resolve(REF)
-    to_realm = [c.request for c in rsps.calls if c.request.url.startswith(realm)]
-    assert to_realm and all(r.method == "GET" and "Authorization" not in r.headers for r in to_realm)
-    assert not any(s in (r.url or "") for r in to_realm for s in SECRETS)
+    assert not [c.request for c in rsps.calls if c.request.url.startswith(realm)]
 
 
 # ------------------------------------------------------------------------------------------------ main(): secrets

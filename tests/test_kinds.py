@@ -95,10 +95,10 @@ def test_a_skipped_value_is_reported_as_skipped_and_never_fails_check():
     from pin_images.resolve import FAILS_CHECK, SKIPPED, Options, Plan, classify
 
     data = b"services:\n  a:\n    image: ${IMAGE}\n  b:\n    build: .\n    image: me/b:dev\n"
-    uses = kinds.scan_file("compose", data, "compose.yaml", ScanOptions()).uses
+    scan = kinds.scan_file("compose", data, "compose.yaml", ScanOptions())
     for options in (Options(check=True), Options(), Options(check=True, update=True)):
         plan = Plan()
-        classify("compose.yaml", data.decode(), uses, options, plan)
+        classify("compose.yaml", data.decode(), scan, options, plan)
         findings = plan.findings["compose.yaml"]
         assert [(f.line, f.status, f.message) for f in findings] == [
             (3, SKIPPED, "holds a variable; not pinned"),

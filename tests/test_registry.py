@@ -13,7 +13,7 @@ import responses
 
 from pin_images import manifest as mf
 from pin_images.credentials import Credential
-from pin_images.errors import AuthError, BadResponseError, NotFoundError, RegistryError
+from pin_images.errors import AuthError, BadResponseError, NotFoundError, RegistryConnectionError, RegistryError
 from pin_images.manifest import Platform
 from pin_images.reference import parse
 from tests.support.fake_registry import (
@@ -292,18 +292,52 @@ def test_platform_missing_on_a_mirror_does_not_fall_through(rsps: responses.Requ
     assert clock.sleeps == []
 
 
-def test_mirror_auth_error_is_not_masked(rsps: responses.RequestsMock, clock: FakeTime) -> None:
-    rsps.add("HEAD", "https://mirror.example.com/v2/library/python/manifests/3", status=403)
+@pytest.mark.parametrize("mirror_status", [401, 403, 500, 502])
+def test_a_mirror_error_falls_through_to_the_registry(rsps: responses.RequestsMock, clock: FakeTime,
+                                                      mirror_status: int) -> None:
+    """As docker's registry-mirrors: whatever goes wrong on a mirror (a 403 from a pull-through cache that does not
+    serve this namespace, say), the registry itself is asked."""
+    rsps.add("HEAD", "https://mirror.example.com/v2/library/python/manifests/3", status=mirror_status)
+    rsps.add("GET", "https://mirror.example.com/v2/library/python/manifests/3", status=mirror_status)
+    hub = FakeRegistry(rsps, HUB, auth="bearer")
+    digest = hub.push_image("library/python", AMD64, "3")[1]
     client = make_client(clock, mirrors={"docker.io": ["https://mirror.example.com"]})
-    with pytest.raises(AuthError, match=r"mirror.example.com"):
-        client.resolve(parse("python:3"))
+    assert client.resolve(parse("python:3")).digest == digest
 
 
-def test_all_fail_reports_upstream(rsps: responses.RequestsMock, clock: FakeTime) -> None:
+def test_a_bad_mirror_answer_falls_through_to_the_registry(rsps: responses.RequestsMock, clock: FakeTime) -> None:
+    rsps.add("HEAD", "https://mirror.example.com/v2/library/python/manifests/3", status=405)
+    rsps.add("GET", "https://mirror.example.com/v2/library/python/manifests/3", body=b"<html>",
+             headers={"Content-Type": "text/html"})
+    hub = FakeRegistry(rsps, HUB, auth="bearer")
+    digest = hub.push_image("library/python", AMD64, "3")[1]
+    client = make_client(clock, mirrors={"docker.io": ["https://mirror.example.com"]})
+    assert client.resolve(parse("python:3")).digest == digest
+
+
+def test_all_fail_names_every_endpoint_and_its_answer(rsps: responses.RequestsMock, clock: FakeTime) -> None:
+    """A tag missing from the mirror, then an unreachable registry: the message says both, not only the last."""
+    FakeRegistry(rsps, "http://127.0.0.1:5000")
+    rsps.add("HEAD", re.compile(r"https://mirror\.example\.com/.*"), status=403)
+    rsps.add("GET", re.compile(r"https://mirror\.example\.com/.*"), status=403)
+    rsps.add("HEAD", re.compile(re.escape(HUB) + ".*"),
+             body=requests.ConnectionError("Failed to resolve: [Errno -2] Name or service not known"))
+    client = make_client(clock, mirrors={"docker.io": ["http://127.0.0.1:5000", "https://mirror.example.com"]})
+    with pytest.raises(RegistryConnectionError) as info:
+        client.resolve(parse("python:3.12"))
+    message = str(info.value)
+    assert message.startswith("cannot reach registry-1.docker.io: host name lookup failed")
+    assert "mirror 127.0.0.1:5000: tag 3.12 not found in docker.io/library/python" in message
+    assert "mirror mirror.example.com: mirror.example.com denied access (HTTP 403)" in message
+    assert message.index("127.0.0.1:5000") < message.index("mirror.example.com")
+
+
+def test_all_fail_keeps_the_registrys_kind_of_error(rsps: responses.RequestsMock, clock: FakeTime) -> None:
     FakeRegistry(rsps, "http://127.0.0.1:5000")
     FakeRegistry(rsps, HUB, auth="bearer")
     client = make_client(clock, mirrors={"docker.io": ["http://127.0.0.1:5000"]})
-    with pytest.raises(NotFoundError, match=r"^tag 3.12 not found in docker.io/library/python$"):
+    with pytest.raises(NotFoundError, match=r"^tag 3.12 not found in docker.io/library/python \(mirrors tried first: "
+                       r"mirror 127.0.0.1:5000: tag 3.12 not found in docker.io/library/python\)$"):
         client.resolve(parse("python:3.12"))
 
 
@@ -341,9 +375,10 @@ def test_platform_missing(rsps: responses.RequestsMock, clock: FakeTime) -> None
     push_multiarch(registry, "library/python", "3.12")
     with pytest.raises(NotFoundError) as info:
         make_client(clock).resolve(parse("python:3.12"), Platform("linux", "s390x"))
+    # Attestation entries (unknown/unknown) are not platforms anyone can ask for: they are not listed.
     assert str(info.value) == (
         "no linux/s390x image for tag 3.12 in docker.io/library/python "
-        "(available: linux/amd64, linux/arm/v6, linux/arm/v7, linux/arm64/v8, unknown/unknown)"
+        "(available: linux/amd64, linux/arm/v6, linux/arm/v7, linux/arm64/v8)"
     )
 
 

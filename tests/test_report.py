@@ -8,7 +8,6 @@ https://github.com/oasis-tcs/sarif-spec/blob/0a8091f7d4057e57b6d8d9b56129e5f9187
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 from pathlib import Path
@@ -73,7 +72,7 @@ def test_json_write_then_up_to_date(tmp_path, resolver, capsys, output_schema):
     assert doc["files_changed"] == [str(f)] and doc["files_scanned"] == 1
     first = doc["references"][0]
     assert first.pop("kind") == "dockerfile"
-    assert first.pop("column") in (None, 6)  # the column of "python:3.12" once findings carry it
+    assert first.pop("column") == 6  # of "python:3.12"
     assert first == {
         "file": str(f),
         "line": 1,
@@ -138,12 +137,12 @@ def test_json_errors_stay_valid(tmp_path, resolver, capsys, output_schema):
     f = write(tmp_path, "Dockerfile", "FROM python:3.12\nFROM alpine:3.20\nFROM Not_Valid:x\n")
     code, doc = run_json([str(f), str(tmp_path / "missing")], capsys, output_schema)
     assert code == 2
-    assert statuses(doc) == [(1, "pinned"), (2, "error"), (3, "error")]
+    assert statuses(doc) == [(1, "unpinned"), (2, "error"), (3, "error")]  # held back by the failures
     assert doc["references"][1]["message"].endswith("second line")
     assert doc["references"][2]["name"] is None  # an unparsable reference has no normalised name
     assert len(doc["errors"]) == 1 and "missing" in doc["errors"][0]
     assert doc["files_changed"] == []  # a file with a failed reference is left untouched
-    assert doc["summary"] == "pinned 1 reference in 0 files, 3 errors"
+    assert doc["summary"] == "1 reference unpinned, 3 errors"
 
 
 def test_json_skipped_references(tmp_path, resolver, capsys, output_schema):
@@ -468,17 +467,9 @@ def test_sarif_uris_are_relative_to_the_repository_root(tmp_path, no_network, ca
     ]
 
 
-@dataclasses.dataclass(frozen=True)
-class Located(Finding):
-    """A Finding with the reference's column and file kind, as the scanners report them."""
-
-    column: int = 0
-    kind: str = "dockerfile"
-
-
 def test_columns_in_every_format(sarif_schema):
     report = Report(
-        findings=[Located(path="svc/Dockerfile", line=3, written="rust:1.80", image="rust:1.80", status=UNPINNED,
+        findings=[Finding(path="svc/Dockerfile", line=3, written="rust:1.80", image="rust:1.80", status=UNPINNED,
                           message="is not pinned", column=5)],
         mode="check",
     )
@@ -509,3 +500,37 @@ def test_quiet_check_still_says_why_it_failed(tmp_path, no_network, capsys):
     g = write(tmp_path, "ok/Dockerfile", f"FROM python:3.12@{PY}\n# pin-images: ignore\nFROM x:1\n")
     assert main(["--check", "-q", str(g)]) == 0
     assert capsys.readouterr() == ("", "")  # success and its warnings stay quiet
+
+
+def test_columns_through_main_for_a_kind_that_reports_them(tmp_path, no_network, capsys, monkeypatch, sarif_schema,
+                                                           output_schema):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "compose.yaml", "services:\n  web:\n    image: python:3.12\n")
+    assert main(["--check", "--format", "github", "compose.yaml"]) == 1
+    assert capsys.readouterr().out.splitlines()[0].startswith("::error file=compose.yaml,line=3,col=12,title=")
+    assert main(["--check", "--format", "sarif", "compose.yaml"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    sarif_schema.validate(doc)
+    assert doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"] == {
+        "startLine": 3, "startColumn": 12,
+    }
+    _, doc = run_json(["--check", "compose.yaml"], capsys, output_schema)
+    ref = doc["references"][0]
+    assert (ref["file"], ref["line"], ref["column"], ref["kind"]) == ("compose.yaml", 3, 12, "compose")
+
+
+def test_a_continued_reference_is_located_where_its_text_is(tmp_path, no_network, capsys, monkeypatch, sarif_schema):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "Dockerfile", "FROM \\\n  --platform=$BUILDPLATFORM \\\n  rust:1.80-slim-bookworm \\\n  AS build\n")
+    assert main(["--check", "--format", "github"]) == 1
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "::error file=Dockerfile,line=3,col=3,title=pin-images::Dockerfile:3: rust:1.80-slim-bookworm is not pinned"
+    )
+    assert main(["--check", "--format", "sarif"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    sarif_schema.validate(doc)
+    assert doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"] == {
+        "startLine": 3, "startColumn": 3,
+    }
+    assert main(["--check"]) == 1
+    assert capsys.readouterr().out.startswith("Dockerfile:3: rust:1.80-slim-bookworm is not pinned\n")

@@ -17,7 +17,6 @@ from pin_images.resolve import (
     STALE,
     UNPINNED,
     UP_TO_DATE,
-    UPDATED,
     Options,
     Plan,
     Target,
@@ -27,7 +26,7 @@ from pin_images.resolve import (
     resolve_plan,
     resolve_targets,
 )
-from pin_images.uses import ImageUse, Status, apply
+from pin_images.uses import FileScan, ImageUse, Note, Status, apply
 
 from .conftest import FakeResolver, fake_digest
 
@@ -46,7 +45,7 @@ def use_in(text: str, written: str, *, status: Status = Status.OK, image: str | 
 
 def plan_for(text: str, *uses: ImageUse, options: Options | None = None, path: str = "Dockerfile") -> Plan:
     plan = Plan()
-    classify(path, text, uses, options or Options(), plan)
+    classify(path, text, FileScan("dockerfile", uses), options or Options(), plan)
     return plan
 
 
@@ -102,8 +101,8 @@ def test_equal_references_share_one_target_across_files():
     plan = Plan()
     for path in ("a/Dockerfile", "b/Dockerfile"):
         text = "FROM python:3.12\nFROM docker.io/library/python:3.12\n"
-        classify(path, text, [use_in(text, "python:3.12"), use_in(text, "docker.io/library/python:3.12")],
-                 Options(platform=Platform("linux", "amd64")), plan)
+        uses = (use_in(text, "python:3.12"), use_in(text, "docker.io/library/python:3.12"))
+        classify(path, text, FileScan("dockerfile", uses), Options(platform=Platform("linux", "amd64")), plan)
     assert list(plan.targets()) == [
         Target("docker.io", "library/python", "3.12", Platform("linux", "amd64"), None)
     ]
@@ -112,7 +111,8 @@ def test_equal_references_share_one_target_across_files():
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        (Options(update=True), [(1, PINNED), (2, UPDATED), (3, ERROR)]),
+        # gone:1 failed, so the file is left alone: the pin and the update are reported as not written.
+        (Options(update=True), [(1, UNPINNED), (2, STALE), (3, ERROR)]),
         # --check decides the unpinned ones without the network; only the pinned one is re-resolved.
         (Options(update=True, check=True), [(1, UNPINNED), (2, STALE), (3, UNPINNED)]),
     ],
@@ -124,6 +124,17 @@ def test_finish_pins_updates_and_reports_stale_and_errors(options, expected):
     resolver.errors["docker.io/library/gone:1"] = NotFoundError("gone:1: not found", "docker.io")
     [result] = resolve_plan(plan_for(text, *uses, options=options), resolver, options)
     assert [(f.line, f.status) for f in result.findings] == expected
+
+
+def test_a_file_held_back_by_a_failure_claims_no_pin():
+    text = "FROM python:3.12\nFROM gone:1\n"
+    plan = plan_for(text, use_in(text, "python:3.12", line=1), use_in(text, "gone:1", line=2))
+    resolver = FakeResolver()
+    resolver.errors["docker.io/library/gone:1"] = NotFoundError("gone:1: not found", "docker.io")
+    [result] = resolve_plan(plan, resolver, Options())
+    held = result.findings[0]
+    assert (held.status, held.new_digest, held.edit) == (UNPINNED, None, None)
+    assert held.message == "not written: the file is left alone because gone:1 (line 2) failed"
 
 
 def test_finish_edits_only_the_span():
@@ -158,7 +169,7 @@ def test_files_are_yielded_as_soon_as_their_references_resolve():
     """A file that needs nothing comes first, then each file when its last target answers."""
     plan = Plan()
     for path, text in (("slow", "FROM slow:1\n"), ("done", "FROM a@" + OLD + "\n"), ("fast", "FROM fast:1\n")):
-        classify(path, text, [use_in(text, text[5:-1])], Options(), plan)
+        classify(path, text, FileScan("dockerfile", (use_in(text, text[5:-1]),)), Options(), plan)
     release = threading.Event()
     resolver = FakeResolver()
     real = resolver.resolve
@@ -245,3 +256,51 @@ def test_finish_keeps_line_order():
     plan = plan_for(text, *uses)
     answers = {t: FakeResolver().resolve(ref) for t, ref in plan.targets().items()}
     assert [f.line for f in finish(plan, "Dockerfile", answers, Options())] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("options", [Options(), Options(check=True), Options(update=True)])
+def test_an_overridden_reference_is_never_pinned_and_never_fails_check(options):
+    note = "--build-arg BASE overrides the default the file gives ARG BASE"
+    text = "ARG BASE=python:3.12\nFROM ${BASE}\n"
+    use = use_in(text, "${BASE}", status=Status.OVERRIDDEN, image=None, note=note, line=2)
+    plan = plan_for(text, use, options=options)
+    assert plan.targets() == {}
+    f = only(plan)
+    assert (f.status, f.warning, f.message) == (SKIPPED, True, note + "; not pinned")
+
+
+def test_the_scanners_note_on_a_composed_reference_travels_with_its_pin():
+    note = "built from ARG VERSION: a --build-arg that changes it at build time still pulls this digest"
+    text = "ARG VERSION=3.12\nFROM python:${VERSION}\n"
+    use = use_in(text, "python:${VERSION}", image="python:3.12", note=note, line=2)
+    [result] = resolve_plan(plan_for(text, use), FakeResolver(), Options())
+    [f] = result.findings
+    assert (f.status, f.message, f.warning) == (PINNED, note, False)
+
+
+def test_a_syntax_frontend_keeps_the_index_digest_under_platform():
+    text = "# syntax=docker/dockerfile:1.7\nFROM python:3.12\n"
+    frontend = use_in(text, "docker/dockerfile:1.7")
+    frontend = ImageUse(**{**frontend.__dict__, "instruction": "syntax"})
+    options = Options(platform=Platform("linux", "arm64"))
+    plan = plan_for(text, frontend, use_in(text, "python:3.12", line=2), options=options)
+    assert sorted((t.repository, t.platform) for t in plan.targets()) == [
+        ("docker/dockerfile", None), ("library/python", Platform("linux", "arm64"))
+    ]
+
+
+def test_an_invalid_platform_flag_is_an_error_for_its_reference():
+    text = "FROM --platform=linux python:3.12\n"
+    use = ImageUse(**{**use_in(text, "python:3.12").__dict__, "platform": "linux"})
+    f = only(plan_for(text, use, options=Options(platform=Platform("linux", "amd64"))))
+    assert f.status == ERROR and f.message.startswith("--platform=linux: ")
+
+
+def test_an_invalid_use_is_an_error_for_itself_and_file_notes_are_skipped_findings():
+    text = "FROM python:3.12\nFROM ${X!}\nRUN x\n"
+    bad = use_in(text, "${X!}", status=Status.INVALID, image=None, note="bad substitution", line=2)
+    plan = Plan()
+    classify("D", text, FileScan("dockerfile", (bad,), (Note(3, "a broken line"),)), Options(), plan)
+    assert [(f.line, f.status, f.message, f.warning) for f in plan.findings["D"]] == [
+        (3, SKIPPED, "a broken line", True), (2, ERROR, "bad substitution", False)
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
@@ -16,9 +16,12 @@ from pin_images.errors import BadResponseError, RegistryConnectionError
 from pin_images.reference import parse
 from pin_images.registry import RegistryClient
 from tests.support.fake_registry import (
+    AMD64,
     HUB,
     REG,
+    FakeDNS,
     FakeKeychain,
+    FakeRegistry,
     FakeTime,
     RecordingSession,
     make_client,
@@ -201,7 +204,6 @@ def test_429_exhausted_message(rsps: responses.RequestsMock, clock: FakeTime) ->
         (requests.ConnectionError("[Errno 111] Connection refused"), "connection refused"),
         (requests.exceptions.ConnectTimeout("timed out"), "connection timed out"),
         (requests.exceptions.ReadTimeout("read timed out"), "timed out waiting for a response"),
-        (requests.ConnectionError("Failed to resolve: [Errno -2] Name or service not known"), "host name lookup"),
     ],
 )
 def test_connection_errors_are_wrapped(rsps: responses.RequestsMock, clock: FakeTime, exc: Exception,
@@ -227,3 +229,70 @@ def test_connection_error_then_success(rsps: responses.RequestsMock, clock: Fake
     assert client.resolve(parse("registry.example.com/app:1")).digest == "sha256:" + "a" * 64
     assert clock.sleeps == [0.5]
 
+
+
+def test_a_host_name_that_does_not_resolve_is_not_retried(rsps: responses.RequestsMock, clock: FakeTime) -> None:
+    """An offline laptop: asking again in half a second will not make the name resolve; say so at once."""
+    rsps.add("HEAD", f"{REG}/v2/app/manifests/1",
+             body=requests.ConnectionError("Failed to resolve: [Errno -2] Name or service not known"))
+    with pytest.raises(RegistryConnectionError, match=r"cannot reach registry\.example\.com: host name lookup failed$"):
+        make_client(clock).resolve(parse("registry.example.com/app:1"))
+    assert clock.sleeps == []
+    assert len(rsps.calls) == 1
+
+
+# ------------------------------------------------------------------------------------------------ redirect targets
+
+
+@pytest.mark.parametrize(
+    ("location", "why"),
+    [
+        ("http://registry.example.com/storage/1", "https to http"),
+        ("http://cdn.example.net/storage/1", "https to http"),
+        ("https://10.0.0.5:8080/admin", "a private address"),
+        ("https://169.254.169.254/latest/meta-data/", "a link-local address"),
+        ("https://127.0.0.1/x", "a loopback address"),
+        ("https://[::1]/x", "a loopback address"),
+        ("https://[::]:80/x", "an unspecified address"),
+    ],
+)
+def test_redirect_to_a_refused_target_is_not_followed(rsps: responses.RequestsMock, clock: FakeTime,
+                                                      location: str, why: str) -> None:
+    seen = _redirecting(rsps, f"{REG}/v2/app/manifests/1", location)
+    with pytest.raises(BadResponseError) as info:
+        make_client(clock).resolve(parse("registry.example.com/app:1"))
+    message = str(info.value)
+    assert "registry.example.com" in message and "redirect" in message and why in message
+    assert urlsplit(location).netloc in message
+    assert len(seen) == 1, "the refused target was fetched"
+
+
+def test_redirect_to_a_name_that_resolves_inside_is_refused(rsps: responses.RequestsMock, clock: FakeTime,
+                                                           dns: FakeDNS) -> None:
+    dns.addresses["storage.example.net"] = "192.168.7.7"
+    seen = _redirecting(rsps, f"{REG}/v2/app/manifests/1", "https://storage.example.net/blob")
+    with pytest.raises(BadResponseError, match=r"storage\.example\.net.* a private address"):
+        make_client(clock).resolve(parse("registry.example.com/app:1"))
+    assert len(seen) == 1
+
+
+def test_plain_http_registry_may_redirect_over_http(rsps: responses.RequestsMock, clock: FakeTime) -> None:
+    seen = _redirecting(rsps, "http://registry.lan:5000/v2/app/manifests/1", "http://registry.lan:5000/blob/1")
+    make_client(clock, insecure=["registry.lan:5000"]).resolve(parse("registry.lan:5000/app:1"))
+    assert len(seen) == 2
+
+
+def test_a_body_is_never_redirected_to_another_origin(rsps: responses.RequestsMock, clock: FakeTime) -> None:
+    """A 307 to another origin would re-send the refresh token in the POST body to whoever the server names."""
+    collected: list[requests.PreparedRequest] = []
+    rsps.add("POST", "https://auth.example.com/token", status=307,
+             headers={"Location": "https://collector.example.net/steal"})  # registered first: it wins
+    registry = FakeRegistry(rsps, REG, auth="bearer", realm="https://auth.example.com/token", service="s")
+    registry.push_image("app", AMD64, "1")
+    rsps.add_callback("POST", "https://collector.example.net/steal",
+                      callback=lambda request: (collected.append(request), (200, {}, b'{"token": "t"}'))[1])
+    keychain = FakeKeychain({"registry.example.com": Credential("<token>", "refresh-secret", "docker config")})
+    with pytest.raises(BadResponseError) as info:
+        make_client(clock, keychain).resolve(parse("registry.example.com/app:1"))
+    assert "collector.example.net" in str(info.value) and "refresh-secret" not in str(info.value)
+    assert collected == []

@@ -322,9 +322,12 @@ def test_401_without_credentials(tmp_path, good, bad, capsys):
     bad.handler = on_manifests(basic, ping=basic)
     tree = make_tree(tmp_path, f"{bad.host}/broken:1", good)
     rc, text = pin(tree, capsys)
-    assert_failed_cleanly(tree, good, rc, text, "requires authentication (HTTP 401)", "no credentials found",
-                          f"docker login {bad.host}")
+    message = assert_failed_cleanly(tree, good, rc, text, "requires authentication (HTTP 401)", "no credentials found",
+                                    f"docker login {bad.host}")
     assert all(s.authorization is None for s in bad.requests)
+    # Every place a login could have been stored is named: docker's config and the containers auth file.
+    assert "config.json (no such file)" in message
+    assert str(Path(os.environ["HOME"]) / ".config" / "containers" / "auth.json") in message
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
@@ -689,3 +692,220 @@ def test_many_threads_against_one_flaky_registry(tmp_path, good, bad, capsys):
     for i in range(20):
         digest = "sha256:" + hashlib.sha256(manifest(f"r{i}")[0]).hexdigest()
         assert (root / f"s{i}" / "Dockerfile").read_text() == f"FROM {bad.host}/r{i}:1@{digest}\n"
+
+
+# ------------------------------------------------------------------------------------------------ realms and redirects
+
+
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every address a socket connects to; a non-loopback one is refused (and recorded), so tests never leave."""
+    seen: list[object] = []
+    real_connect = socket.socket.connect
+
+    def connect(sock: socket.socket, address: object) -> None:
+        seen.append(address)
+        host = address[0] if isinstance(address, tuple) else ""
+        if isinstance(host, str) and not (host.startswith("127.") or host == "::1"):
+            raise ConnectionRefusedError(f"test refused a non-loopback connect to {host}")
+        real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return seen
+
+
+def _outside(connects: list[object]) -> list[object]:
+    return [a for a in connects if isinstance(a, tuple) and not str(a[0]).startswith(("127.", "::1"))]
+
+
+@pytest.mark.parametrize(
+    ("realm", "why"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("https://169.254.169.254/latest/meta-data/", "link-local"),
+        ("https://10.0.0.5:8080/admin/token", "private"),
+        ("https://[fd00::5]/token", "private"),
+        ("https://0.0.0.0:8080/token", "unspecified"),
+    ],
+)
+def test_a_realm_on_an_internal_address_is_refused(tmp_path, good, bad, capsys, connects, realm, why):
+    bad.handler = _token_registry(realm)
+    registry = f"evil.test:{bad.port}"  # a name: the fake resolver sends it to this machine
+    tree = make_tree(tmp_path, f"{registry}/broken:1", good)
+    rc, text = pin(tree, capsys, "--insecure-registry", registry)
+    message = assert_failed_cleanly(tree, good, rc, text, registry, realm.split("/")[2], why)
+    assert "realm" in message
+    assert _outside(connects) == [], "an internal address was contacted"
+
+
+def test_a_realm_named_by_a_host_that_resolves_inside_is_refused(tmp_path, good, bad, capsys, connects,
+                                                                  monkeypatch):
+    """A public-looking name that resolves to a link-local address counts as that address."""
+    dns = socket.getaddrinfo
+
+    def resolve(host: object, port: object, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        if host == "metadata.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", port or 0))]
+        return dns(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    bad.handler = _token_registry("https://metadata.test/latest/meta-data/")
+    registry = f"evil.test:{bad.port}"
+    tree = make_tree(tmp_path, f"{registry}/broken:1", good)
+    rc, text = pin(tree, capsys, "--insecure-registry", registry)
+    assert_failed_cleanly(tree, good, rc, text, registry, "metadata.test", "link-local")
+    assert _outside(connects) == []
+
+
+@pytest.mark.parametrize(
+    ("location", "why"),
+    [
+        ("http://10.0.0.5:8080/admin/secrets", "private"),
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://[fe80::1]/x", "link-local"),
+    ],
+)
+def test_a_redirect_to_an_internal_address_is_refused(tmp_path, good, bad, capsys, connects, location, why):
+    bad.handler = on_manifests(Reply(307, [("Location", location)]))
+    registry = f"evil.test:{bad.port}"
+    tree = make_tree(tmp_path, f"{registry}/broken:1", good)
+    rc, text = pin(tree, capsys, "--insecure-registry", registry)
+    message = assert_failed_cleanly(tree, good, rc, text, registry, location.split("/")[2], why)
+    assert "redirect" in message
+    assert _outside(connects) == []
+
+
+def test_an_https_to_http_redirect_is_refused(tmp_path, good, capsys, connects, cli_home):
+    ctx, _ca = _tls_context(tmp_path, "127.0.0.1")
+    plain = HostileServer(lambda seen: serve_manifest(OTHER_BODY, OTHER_DIGEST)).start()
+    try:
+        with HostileServer(ssl_context=ctx) as tls:
+            tls.handler = on_manifests(Reply(307, [("Location", f"http://127.0.0.1:{plain.port}/m")]))
+            certs = cli_home / ".docker" / "certs.d" / tls.host
+            certs.mkdir(parents=True)
+            (certs / "ca.crt").write_bytes(_ca.read_bytes())
+            tree = make_tree(tmp_path, f"{tls.host}/broken:1", good)
+            rc, text = pin(tree, capsys)
+            assert_failed_cleanly(tree, good, rc, text, tls.host, "https", "http://")
+            assert plain.requests == [], "the plain-http target was contacted"
+    finally:
+        plain.stop()
+
+
+@pytest.mark.parametrize("identity_token", [False, True], ids=["password", "identity-token"])
+def test_a_token_request_is_never_redirected_to_another_origin(tmp_path, good, bad, capsys, login, identity_token):
+    """A 307 keeps the method and the body: the refresh token (or Basic password) would go to the collector."""
+    login(bad.host, identity_token=identity_token)
+    with HostileServer(lambda seen: Reply(200, [("Content-Type", "application/json")], b'{"token": "x"}')) as sink:
+        collector = f"localhost:{sink.port}"  # another origin: a different host name and port
+        token_redirect = Reply(307, [("Location", f"http://{collector}/collect")])
+        bad.handler = _token_registry(f"http://127.0.0.1:{bad.port}/token", token_redirect)
+        tree = make_tree(tmp_path, f"{bad.host}/broken:1", good)
+        rc, text = pin(tree, capsys)
+        assert sink.requests == [], "the collector received the token request"
+    assert_failed_cleanly(tree, good, rc, text, bad.host, "redirect", collector)
+
+
+# ------------------------------------------------------------------------------------------------ time
+
+
+def _many_refs_tree(tmp_path: Path, registry: str, good: HostileServer, count: int = 10) -> Tree:
+    tree = make_tree(tmp_path, f"{registry}/broken0:1", good)
+    text = "".join(f"FROM {registry}/broken{i}:1 AS s{i}\n" for i in range(count))
+    tree.bad.write_text(text)
+    return Tree(tree.root, tree.bad, tree.good, text.encode(), tree.good_bytes)
+
+
+def _error_lines(tree: Tree, text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(f"{tree.bad}:")]
+
+
+def test_a_silent_registry_is_given_up_once_for_every_reference(tmp_path, good, bad, capsys):
+    """Ten references to a server that accepts and never answers: one round of tries, then every reference fails
+    at once with that error (no ping again, no three more tries per reference)."""
+    bad.handler = lambda seen: Reply(hang=True)
+    tree = _many_refs_tree(tmp_path, bad.host, good)
+    started = time.monotonic()
+    rc = main(["--timeout", "1", str(tree.root)])
+    elapsed = time.monotonic() - started
+    text = "".join(capsys.readouterr())
+    assert rc == 2, text
+    errors = _error_lines(tree, text)
+    assert len(errors) == 10, text
+    assert len({line.split(": ", 2)[2] for line in errors}) == 1, "every reference gets the same error"
+    assert "timed out waiting for a response" in errors[0]
+    assert tree.bad.read_bytes() == tree.bad_bytes
+    assert elapsed < 10, f"took {elapsed:.1f}s"
+    # The early warm-up's one ping, then one request's three tries: not one more for each reference (was 36).
+    assert len([s for s in bad.requests if s.path.startswith("/v2/")]) <= 4, [s.path for s in bad.requests]
+
+
+@pytest.mark.parametrize("where", ["ping", "manifest"])
+def test_a_server_trickling_header_lines_is_cut_off(tmp_path, good, bad, capsys, where):
+    """One header line a second keeps every socket read short; only a limit on the whole attempt ends it."""
+    trickle = Reply(drip=0.5, drips=[b"HTTP/1.1 200 OK\r\n"] + [f"X-Slow-{i}: {i}\r\n".encode() for i in range(90)])
+    bad.handler = on_manifests(trickle) if where == "manifest" else lambda seen: trickle
+    tree = make_tree(tmp_path, f"{bad.host}/broken:1", good)
+    started = time.monotonic()
+    rc, text = pin(tree, capsys, "--timeout", "1")
+    assert time.monotonic() - started < 15
+    assert_failed_cleanly(tree, good, rc, text, "timed out waiting for a response")
+
+
+@pytest.mark.parametrize("where", ["ping", "manifest"])
+def test_a_server_trickling_the_body_is_cut_off(tmp_path, good, bad, capsys, where):
+    """200 with Content-Length: 100000, then a byte a second: the body read is bounded in time, not only size."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+    trickle = Reply(drip=0.5, drips=[head] + [b"{"] * 200)
+    bad.handler = on_manifests(trickle) if where == "manifest" else lambda seen: trickle
+    tree = make_tree(tmp_path, f"{bad.host}/broken:1", good)
+    started = time.monotonic()
+    rc, text = pin(tree, capsys, "--timeout", "1")
+    assert time.monotonic() - started < 15
+    assert_failed_cleanly(tree, good, rc, text, "timed out waiting for a response")
+
+
+def test_ten_references_to_a_hanging_host_end_at_the_deadline(bad):
+    """The client's own bound, whatever the per-request limit: a 5 s deadline ends ten lookups within it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pin_images.credentials import Keychain
+    from pin_images.errors import RegistryError
+    from pin_images.reference import parse
+    from pin_images.registry import RegistryClient
+
+    bad.handler = lambda seen: Reply(hang=True)
+    refs = [parse(f"{bad.host}/img{i}:1") for i in range(10)]
+    started = time.monotonic()
+    with RegistryClient(Keychain([]), timeout=(30.0, 30.0), deadline=5.0) as client:
+        client.prefetch(refs)
+
+        def one(ref):
+            try:
+                client.resolve(ref)
+            except RegistryError as exc:
+                return str(exc)
+            return "pinned?"
+
+        with ThreadPoolExecutor(8) as pool:
+            errors = list(pool.map(one, refs))
+    elapsed = time.monotonic() - started
+    assert elapsed < 8, f"took {elapsed:.1f}s"
+    assert len(errors) == 10 and all("deadline of 5s" in e for e in errors), errors
+
+
+def test_ten_references_to_a_hanging_host_end_within_the_run_deadline(tmp_path, good, bad, capsys):
+    """The hook's bound: with the default 30 s per request, --deadline 5 still ends the run in about 5 s, with one
+    error per reference saying why."""
+    bad.handler = lambda seen: Reply(hang=True)
+    tree = _many_refs_tree(tmp_path, bad.host, good)
+    started = time.monotonic()
+    rc = main(["--deadline", "5", str(tree.root)])
+    elapsed = time.monotonic() - started
+    text = "".join(capsys.readouterr())
+    assert rc == 2, text
+    errors = _error_lines(tree, text)
+    assert len(errors) == 10, text
+    assert all("run deadline of 5s" in line for line in errors), errors
+    assert tree.bad.read_bytes() == tree.bad_bytes
+    assert elapsed < 8, f"took {elapsed:.1f}s"

@@ -231,3 +231,29 @@ def push_multiarch(registry: FakeRegistry, repo: str, tag: str, salt: str = "") 
     children.append((attestation, mf.OCI_MANIFEST, Platform("unknown", "unknown")))
     index_digest = registry.push(repo, index_manifest(children), mf.OCI_INDEX, tag)
     return index_digest, digests
+
+
+class FakeDNS:
+    """A ``socket.getaddrinfo`` for `responses` tests: names in ``addresses`` get those IPs, ``localhost`` and IP
+    literals pass through, every other name gets a public documentation address. No real lookup ever happens, and
+    nothing connects anyway (responses answers first)."""
+
+    PUBLIC = "203.0.113.1"
+
+    def __init__(self, addresses: dict[str, str] | None = None) -> None:
+        self.addresses = dict(addresses or {})
+        self.looked_up: list[str] = []
+
+    def __call__(self, host: object, port: object, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        import ipaddress
+        import socket
+
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        self.looked_up.append(name)
+        lower = name.lower().rstrip(".")
+        try:
+            address = str(ipaddress.ip_address(lower.strip("[]")))
+        except ValueError:
+            address = "127.0.0.1" if lower == "localhost" else self.addresses.get(lower, self.PUBLIC)
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        return [(family, socket.SOCK_STREAM, 6, "", (address, port or 0))]

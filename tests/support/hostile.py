@@ -42,7 +42,8 @@ class Seen:
 class Reply:
     """What to answer. ``hang`` never answers (until the server stops); ``raw`` is sent instead of a response.
 
-    ``length=False`` omits Content-Length and ends the body by closing the connection.
+    ``length=False`` omits Content-Length and ends the body by closing the connection. ``drip`` sends ``raw`` in
+    ``drips`` (e.g. one header line or one byte each) with that many seconds between them: a trickling server.
     """
 
     status: int = 200
@@ -51,6 +52,8 @@ class Reply:
     length: bool = True
     hang: bool = False
     raw: bytes | None = None
+    drip: float = 0.0
+    drips: Sequence[bytes] = ()
 
 
 Handler = Callable[[Seen], Reply]
@@ -146,6 +149,15 @@ class _HostileHandler(BaseHTTPRequestHandler):
         reply = owner.handler(seen)
         if reply.hang:
             owner._stopping.wait(30)
+            self.close_connection = True
+            return
+        if reply.drips:
+            with contextlib.suppress(OSError):
+                for piece in reply.drips:
+                    self.wfile.write(piece)
+                    self.wfile.flush()
+                    if owner._stopping.wait(reply.drip):
+                        break
             self.close_connection = True
             return
         if reply.raw is not None:
