@@ -26,7 +26,7 @@ class Deps(NamedTuple):
     overridden: frozenset[str] = frozenset()  # ARGs whose default in the file a --build-arg replaced
     broken: frozenset[str] = frozenset()  # why a declaration it depends on could not be expanded
 
-    def __or__(self, other: object) -> Deps:  # type: ignore[override]  # a union of each field, not tuple's `|`
+    def __or__(self, other: object) -> Deps:  # a union of each field, not a tuple concatenation
         assert isinstance(other, Deps)
         return Deps(*(a | b for a, b in zip(self, other)))
 
