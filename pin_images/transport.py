@@ -7,7 +7,6 @@ from __future__ import annotations
 import enum
 import functools
 import os
-import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -20,7 +19,8 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from .errors import BadResponseError, RegistryConnectionError
-from .hosts import address_class, host_of, netloc, origin
+from .hosts import netloc, origin
+from .targets import Targets, shown
 
 if TYPE_CHECKING:
     from .preconnect import Warm
@@ -245,7 +245,7 @@ class Transport:
         self._lock = threading.Lock()
         self._not_before: dict[str, float] = {}
         self._verify_cache: dict[str, str | None] = {}
-        self._addresses: dict[str, frozenset[str]] = {}
+        self.targets = Targets()
 
     def close(self) -> None:
         self.session.close()
@@ -292,11 +292,11 @@ class Transport:
                 raise bad_response(host, "redirect to a non-HTTP URL")
             if target in seen:
                 raise bad_response(host, "redirect loop")
-            self.check_target(request.registry or url, target, "redirect", current=url)
+            self.targets.check(request.registry or url, target, "redirect", current=url)
             if origin(target) != start:
                 if request.private or (data and not (resp.status_code == 303 and method != "HEAD")):
                     raise bad_response(
-                        host, f"refused to follow a redirect to {_shown(target)}: the request carries credentials "
+                        host, f"refused to follow a redirect to {shown(target)}: the request carries credentials "
                         "that must not leave the server they were meant for"
                     )
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
@@ -456,47 +456,6 @@ class Transport:
         self._count(Purpose.PING.value)
         return "https"
 
-    # --------------------------------------------------------------------------------------------- targets
-
-    def check_target(self, registry: str, target: str, what: str, *, current: str | None = None) -> None:
-        """Refuse a realm or redirect ``target`` chosen by the server at ``registry`` (a base URL) before anything
-        is sent to it: https unless the registry itself is plain http, never https -> http, and no loopback,
-        private, link-local or unspecified address unless the registry is on the same host or such an address."""
-        reg_scheme, reg_netloc = origin(registry)
-        scheme, where = origin(target)
-        refused = ""
-        if scheme != "https" and (reg_scheme == "https" or (current or "").lower().startswith("https:")):
-            refused = "not https" if current is None else "an https to http redirect"
-        elif host_of(where) != host_of(reg_netloc):
-            inside = self._classes(where) - self._classes(reg_netloc)
-            if inside:
-                refused = f"{host_of(where)} is {sorted(inside)[0]}"
-        if refused:
-            label = "Bearer realm" if what == "realm" else "a redirect"
-            raise bad_response(
-                reg_netloc, f"refused {label} to {_shown(target)}: {refused}, which a registry on "
-                f"{reg_scheme}://{reg_netloc} may not send us to"
-            )
-
-    def _classes(self, hostport: str) -> frozenset[str]:
-        """The internal address classes ``hostport`` is on (an IP literal, or every address its name has)."""
-        host = host_of(hostport)
-        known = address_class(host)
-        if known is not None:
-            return frozenset({known})
-        with self._lock:
-            cached = self._addresses.get(host)
-        if cached is not None:
-            return cached
-        try:
-            addresses = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
-        except (OSError, UnicodeError):
-            addresses = set()  # the request itself will fail on the lookup and say so
-        classes = frozenset(c for c in (address_class(str(a)) for a in addresses) if c is not None)
-        with self._lock:
-            self._addresses[host] = classes
-        return classes
-
     # --------------------------------------------------------------------------------------------- helpers
 
     def _count(self, name: str) -> None:
@@ -552,12 +511,3 @@ class Transport:
             f"TLS certificate verification failed for {host}; to trust its CA, save it as "
             f"{os.path.join(where, host, 'ca.crt')} or point REQUESTS_CA_BUNDLE at a bundle that includes it"
         )
-
-
-def _shown(url: str) -> str:
-    """A URL for a message: scheme, host and path; the query (signatures, tokens) left out."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "a malformed URL"
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
