@@ -378,7 +378,8 @@ class Transport:
             verify=self.verify(host), auth=_NO_AUTH, **kwargs,
         )
         if method == "HEAD":
-            raw.close()
+            # There is no body; reading it hands the connection back to the pool, where close() would drop it.
+            _ = raw.content
             return Response(raw.status_code, raw.headers, url=raw.url)
         return _read_body(raw, limit)
 
