@@ -347,29 +347,34 @@ class Transport:
             except (UnicodeError, ValueError) as exc:
                 # requests decodes a 3xx Location as UTF-8 even with allow_redirects=False; latin-1 bytes raise.
                 raise bad_response(host, f"malformed response ({exc.__class__.__name__})") from None
-            status = resp.status_code
-            if status == 401:
-                self._count("unauthorized")
-            if status != 429 and (status < 500 or status in _NOT_RETRIED_5XX):
+            if not self._retry_status(resp, host, attempt):
                 return resp
-            wait = self._retry_after(resp)
-            if status == 429:
-                self._count("rate_limited")
-                wait = wait if wait is not None else self._backoff(attempt)
-                with self._lock:
-                    # Only this host slows down; other registries keep going at full speed.
-                    self._not_before[host] = max(self._not_before.get(host, 0.0), self._clock() + wait)
-            if attempt == self._tries:
-                if status == 429:
-                    raise RegistryConnectionError(
-                        f"rate limited by {host} (HTTP 429, after {attempt} tries); {rate_hint(resp)}", host
-                    )
-                raise RegistryConnectionError(f"{host} answered HTTP {status} (after {attempt} tries)", host)
-            self._count("retries")
-            failure = f"rate limited (HTTP 429); {rate_hint(resp)}" if status == 429 else f"answered HTTP {status}"
-            if status != 429:
-                self._pause(host, wait if wait is not None else self._backoff(attempt), failure)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _retry_status(self, resp: Response, host: str, attempt: int) -> bool:
+        """False for an answer to return; True after waiting to try again (5xx, 429); raises after the last try."""
+        status = resp.status_code
+        if status == 401:
+            self._count("unauthorized")
+        if status != 429 and (status < 500 or status in _NOT_RETRIED_5XX):
+            return False
+        wait = self._retry_after(resp)
+        if status == 429:
+            self._count("rate_limited")
+            wait = wait if wait is not None else self._backoff(attempt)
+            with self._lock:
+                # Only this host slows down; other registries keep going at full speed.
+                self._not_before[host] = max(self._not_before.get(host, 0.0), self._clock() + wait)
+        if attempt == self._tries:
+            if status == 429:
+                raise RegistryConnectionError(
+                    f"rate limited by {host} (HTTP 429, after {attempt} tries); {rate_hint(resp)}", host
+                )
+            raise RegistryConnectionError(f"{host} answered HTTP {status} (after {attempt} tries)", host)
+        self._count("retries")
+        if status != 429:  # a 429's wait is taken before the next try, by every request to the host
+            self._pause(host, wait if wait is not None else self._backoff(attempt), f"answered HTTP {status}")
+        return True
 
     def _exchange(self, method: str, url: str, host: str, limit: int | None, kwargs: dict[str, Any]) -> Response:
         """The blocking part of one attempt: send, then read the body (capped)."""
