@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-from urllib.parse import urlsplit
-
 DOCKER_HUB = "docker.io"  # the name references use (distribution/reference's default domain)
 LEGACY_HUB = "index.docker.io"  # the v1-era name, folded into docker.io when a reference is parsed
 HUB_API_HOST = "registry-1.docker.io"  # where docker.io's distribution API is served
@@ -16,9 +13,7 @@ PRIVATE = "a private address"
 LINK_LOCAL = "a link-local address"
 UNSPECIFIED = "an unspecified address"
 # RFC 1918 and IPv6 unique local addresses; not ipaddress's is_private, which also counts documentation ranges.
-_PRIVATE_NETS = tuple(
-    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
-)
+_PRIVATE = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
 
 
 def canonical_registry(name: str) -> str:
@@ -54,11 +49,15 @@ def host_of(hostport: str) -> str:
 
 def netloc(url: str) -> str:
     """host[:port] of a URL, lower-cased, without any userinfo."""
+    from urllib.parse import urlsplit  # here, like ipaddress below: --check parses no URL and no address
+
     return urlsplit(url).netloc.rpartition("@")[2].lower()
 
 
 def origin(url: str) -> tuple[str, str]:
     """(scheme, host[:port]): two URLs share credentials only when these are equal."""
+    from urllib.parse import urlsplit
+
     return urlsplit(url).scheme.lower(), netloc(url)
 
 
@@ -67,6 +66,8 @@ def address_class(address: str) -> str | None:
     host = host_of(address)
     if host == "localhost" or host.endswith(".localhost"):
         return LOOPBACK
+    import ipaddress
+
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])  # drop an IPv6 zone (fe80::1%eth0)
     except ValueError:
@@ -79,7 +80,7 @@ def address_class(address: str) -> str | None:
         return UNSPECIFIED
     if ip.is_link_local:
         return LINK_LOCAL
-    if any(ip in net for net in _PRIVATE_NETS if net.version == ip.version):
+    if any(ip in net for net in map(ipaddress.ip_network, _PRIVATE) if net.version == ip.version):
         return PRIVATE
     return None
 

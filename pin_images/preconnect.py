@@ -199,7 +199,7 @@ class Warmup:
                     if not _idle(sock):
                         conn.close()  # type: ignore[attr-defined]
                         return
-                    wait = 0.005  # the second ticket usually follows the first at once
+                    wait = 0.02  # a second ticket follows the first at once, unless the server is busy
             except (OSError, ValueError):
                 conn.close()  # type: ignore[attr-defined]
                 return

@@ -167,7 +167,9 @@ def github_lines(report: Report) -> list[str]:
             continue
         column = column_of(f)
         col = f",col={column}" if column else ""
-        props = f"file={_gh_escape(f.path, True)},line={f.line}{col},title=pin-images"
+        kind = kind_of(f)
+        title = "pin-images" if kind == "dockerfile" else f"pin-images ({kind})"
+        props = f"file={_gh_escape(f.path, True)},line={f.line}{col},title={title}"
         out.append(f"::{level} {props}::{_gh_escape(finding_line(f))}")
     return out
 
@@ -227,6 +229,7 @@ def to_sarif(report: Report, root: str | None = None) -> dict[str, Any]:
                         }
                     }
                 ],
+                "properties": {"kind": kind_of(f)},
             }
         )
     for e in report.file_errors:

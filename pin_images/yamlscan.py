@@ -384,8 +384,9 @@ def scan(
             if strict:
                 raise
             return FileScan(kind)
-        if "{{" in text and _has_template_expression(text, documents):
-            return FileScan(kind, notes=(template_note(text),))  # type: ignore[arg-type]
+        note = template_note(text) if "{{" in text else None
+        if note is not None and _has_template_expression(text, documents):
+            return FileScan(kind, notes=(note,))
         stream = Stream(text, path, kind, documents, exact_marks=exact)
         try:
             visit(stream)

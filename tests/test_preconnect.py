@@ -1,0 +1,122 @@
+"""The warm-up opens connections only where the normal path would, and leaves anything unusual to it."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import pytest
+import requests
+
+from pin_images.preconnect import Warmup, adopt, ca_file_for, proxy_configured
+from tests.support import pki
+from tests.support.hostile import HostileServer, Reply, Seen
+
+CHALLENGE = 'Basic realm="test"'
+_OUTER = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+@pytest.fixture(autouse=True)
+def _no_outer_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """requests (and so adopt) reads proxies and CA bundles from os.environ: the caller's must not decide here."""
+    for name in _OUTER:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+def challenge(seen: Seen) -> Reply:
+    return Reply(401, [("WWW-Authenticate", CHALLENGE), ("Content-Type", "application/json")], b"{}")
+
+
+def warmup(env: dict[str, str] | None = None, ca: Path | None = None, **kw: object) -> Warmup:
+    return Warmup(ca_file=lambda hostport: str(ca) if ca else None, env=env or {}, timeout=5.0,
+                  user_agent="pin-images/test", **kw)  # type: ignore[arg-type]
+
+
+def tls_context(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
+    ca = pki.make_ca(tmp_path)
+    cert = pki.make_server_cert(tmp_path, ca)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert.cert_path, cert.key_path)
+    return context, ca.cert_path
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, False),
+        ({"HTTPS_PROXY": "http://proxy:3128"}, True),
+        ({"http_proxy": "http://proxy:3128"}, True),
+        ({"ALL_PROXY": "socks5://proxy:1080"}, True),
+        ({"HTTPS_PROXY": ""}, False),  # set but empty: requests ignores it too
+        ({"NO_PROXY": "*"}, False),
+    ],
+)
+def test_proxy_configured(env: dict[str, str], expected: bool) -> None:
+    assert proxy_configured(env) is expected
+
+
+def test_ca_file_for_prefers_certs_d(tmp_path: Path) -> None:
+    (tmp_path / "b" / "reg:5000").mkdir(parents=True)
+    (tmp_path / "b" / "reg:5000" / "ca.crt").write_text("x")
+    dirs = [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert ca_file_for("reg:5000", dirs, "/bundle.pem") == str(tmp_path / "b" / "reg:5000" / "ca.crt")
+    assert ca_file_for("other:5000", dirs, "/bundle.pem") == "/bundle.pem"
+    assert ca_file_for("other:5000", dirs, None) is None
+
+
+def test_a_plain_http_registry_on_this_machine_is_pinged_once_and_its_connections_kept() -> None:
+    with HostileServer(challenge) as server:
+        w = warmup()
+        w.start(server.host)
+        warm = w.take(server.host)
+        assert warm is not None and warm.scheme == "http"
+        assert warm.ping is not None and (warm.ping.status, warm.ping.www_authenticate) == (401, CHALLENGE)
+        assert len(warm.connections) == 2
+        assert [s.path for s in server.requests] == ["/v2/"]
+        w.discard(warm)
+
+
+def test_a_tls_registry_is_pinged_over_tls_and_its_connections_adopted(tmp_path: Path) -> None:
+    context, ca = tls_context(tmp_path)
+    with HostileServer(challenge, ssl_context=context) as server:
+        w = warmup(ca=ca)
+        w.start(server.host)
+        warm = w.take(server.host)
+        assert warm is not None and warm.scheme == "https"
+        with requests.Session() as session:
+            assert adopt(session, warm, str(ca)) == 2
+            resp = session.get(f"https://{server.host}/v2/x/manifests/1", verify=str(ca), timeout=5)
+            assert resp.status_code == 401
+        assert [s.path for s in server.requests] == ["/v2/", "/v2/x/manifests/1"]
+
+
+def test_an_untrusted_certificate_is_left_to_the_normal_path(tmp_path: Path) -> None:
+    context, _ = tls_context(tmp_path)
+    with HostileServer(challenge, ssl_context=context) as server:
+        w = warmup()  # the CA is not trusted: certifi's bundle
+        w.start(server.host)
+        assert w.take(server.host) is None
+        assert server.requests == []  # nothing got past the failed handshake
+
+
+def test_nothing_is_opened_behind_a_proxy_or_for_a_mirrored_registry() -> None:
+    with HostileServer(challenge) as server:
+        behind = warmup(env={"HTTPS_PROXY": "http://127.0.0.1:9"})
+        behind.start(server.host)
+        mirrored = warmup(mirrored=[server.host])
+        mirrored.start(server.host)
+        assert behind.take(server.host) is None and mirrored.take(server.host) is None
+        assert server.requests == []
+
+
+def test_adopt_closes_the_connections_when_requests_would_use_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    with HostileServer(challenge) as server:
+        w = warmup()
+        w.start(server.host)
+        warm = w.take(server.host)
+        assert warm is not None
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # set after the warm-up: adopt must still check
+        with requests.Session() as session:
+            assert adopt(session, warm, None) == 0
+        assert all(conn.sock is None for conn in warm.connections)  # type: ignore[attr-defined]
