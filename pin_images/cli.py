@@ -66,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "registry itself; the file keeps the original name), e.g. docker.io=https://mirror.gcr.io")
     res.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
                      help="talk plain http to this registry (loopback hosts always may)")
-    res.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE",
-                     help="override an ARG default, as docker build does (repeatable)")
+    res.add_argument("--build-arg", action="append", default=[], metavar="NAME[=VALUE]",
+                     help="override an ARG default, as docker build does (repeatable); NAME alone takes its value "
+                     "from the environment")
     res.add_argument("--pin-style", choices=PIN_STYLES,
                      help="how a new pin is written: tag (default) python:3.12@sha256:..., full "
                      "docker.io/library/python:3.12@sha256:..., digest docker.io/library/python@sha256:... "
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"limit for all requests of the run (default {DEFAULT_DEADLINE:g})")
     sel = p.add_argument_group("selection and output")
     sel.add_argument("--exclude", action="append", default=[], metavar="GLOB",
-                     help="skip paths matching GLOB (repeatable)")
+                     help="skip paths matching GLOB, even when named (repeatable)")
     sel.add_argument("--kind", action="append", default=[], metavar="KIND[,KIND]",
                      help=f"read only these file kinds: {', '.join(KINDS)} (default all)")
     sel.add_argument("--ignore-image", action="append", default=[], metavar="GLOB",
@@ -91,8 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="read settings from FILE instead of the nearest .pin-images.toml or pyproject.toml")
     sel.add_argument("--no-config", action="store_true", help="ignore configuration files")
     sel.add_argument("--format", choices=FORMATS, help="output format (default text)")
-    sel.add_argument("-q", "--quiet", action="store_true", help="print only errors")
-    sel.add_argument("-v", "--verbose", action="store_true", help="also print pinned and skipped references")
+    sel.add_argument("-q", "--quiet", action="store_true", help="hide successes, the summary and progress; failures "
+                     "and their reasons are still printed")
+    sel.add_argument("-v", "--verbose", action="store_true", help="also print pinned and skipped references and the "
+                     "configuration file used")
     sel.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 

@@ -227,7 +227,7 @@ def _mirror_url(value: Any, where: str) -> str:
     parts = urlsplit(value.strip()) if isinstance(value, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"{where}: expected an http:// or https:// URL, got {_show(value)}")
-    return value.strip().rstrip("/")
+    return str(value).strip().rstrip("/")
 
 
 def _mirrors(value: Any, where: str) -> dict[str, list[str]]:

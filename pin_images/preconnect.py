@@ -16,8 +16,14 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 from .hosts import api_host, host_of, is_loopback, split_host_port
+
+if TYPE_CHECKING:  # only for annotations: the warm-up imports http.client and ssl when it runs
+    import http.client
+    import socket
+    import ssl
 
 _PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
 # A silent server must not hold the run: the normal path, with its own limits, takes over after this.
@@ -43,7 +49,8 @@ class Warm:
     scheme: str
     hostport: str
     ping: Ping | None = None
-    connections: list[object] = field(default_factory=list)  # idle http.client connections, ping done on the first
+    # Idle http.client connections, the ping done on the first.
+    connections: list[http.client.HTTPConnection] = field(default_factory=list)
 
 
 def ca_file_for(hostport: str, ca_dirs: Collection[str], ca_bundle: str | None) -> str | None:
@@ -149,7 +156,7 @@ class Warmup:
                 continue
             warm = Warm(scheme, hostport)
             # The other connections open while the first one pings.
-            extra: list[object] = []
+            extra: list[http.client.HTTPConnection] = []
             openers = [
                 threading.Thread(target=self._open_idle, args=(scheme, hostport, extra), daemon=True)
                 for _ in range(self._connections - 1)
@@ -176,10 +183,10 @@ class Warmup:
     @staticmethod
     def _closed(warm: Warm) -> None:
         for conn in warm.connections:
-            conn.close()  # type: ignore[attr-defined]
+            conn.close()
         return None
 
-    def _open_idle(self, scheme: str, hostport: str, out: list[object]) -> None:
+    def _open_idle(self, scheme: str, hostport: str, out: list[http.client.HTTPConnection]) -> None:
         """Open one more connection and, for TLS, wait (briefly) for what a TLS 1.3 server sends after the handshake:
         its session tickets. Left unread, urllib3 would take them for a closed connection and open another."""
         import select
@@ -192,20 +199,20 @@ class Warmup:
         if conn is None:
             return
         if scheme == "https":
-            sock = conn.sock  # type: ignore[attr-defined]
+            sock = conn.sock
             wait = min(max(0.01, time.monotonic() - started), 0.25)  # about a round trip or two
             try:
                 while select.select([sock], [], [], wait)[0]:
                     if not _idle(sock):
-                        conn.close()  # type: ignore[attr-defined]
+                        conn.close()
                         return
                     wait = 0.02  # a second ticket follows the first at once, unless the server is busy
             except (OSError, ValueError):
-                conn.close()  # type: ignore[attr-defined]
+                conn.close()
                 return
         out.append(conn)
 
-    def _open(self, scheme: str, hostport: str) -> object | None:
+    def _open(self, scheme: str, hostport: str) -> http.client.HTTPConnection | None:
         """A connected http.client connection; None if the scheme does not work here."""
         import http.client
         import ssl
@@ -229,7 +236,7 @@ class Warmup:
             return None
         return conn
 
-    def _context(self, hostport: str) -> object:
+    def _context(self, hostport: str) -> ssl.SSLContext:
         """A TLS context trusting what requests would trust for this host: certs.d or the configured bundle, else
         REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, else certifi's bundle; hostname checked; TLS 1.2 or later."""
         import ssl
@@ -248,23 +255,23 @@ class Warmup:
         return context
 
 
-def _idle(sock: object) -> bool:
+def _idle(sock: socket.socket) -> bool:
     """True if the connection is open with nothing to read. Reading also consumes what a TLS 1.3 server sends after
     the handshake (session tickets), which urllib3 would otherwise take for a dropped connection."""
     import ssl
 
     assert hasattr(sock, "recv")
-    timeout = sock.gettimeout()  # type: ignore[attr-defined]
-    sock.setblocking(False)  # type: ignore[attr-defined]
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
     try:
-        sock.recv(1)  # type: ignore[attr-defined]
+        sock.recv(1)
     except (ssl.SSLWantReadError, BlockingIOError):
         return True
     except OSError:
         return False
     finally:
         with contextlib.suppress(OSError):
-            sock.settimeout(timeout)  # type: ignore[attr-defined]
+            sock.settimeout(timeout)
     return False  # end of stream, or bytes nobody asked for
 
 
@@ -282,11 +289,12 @@ def adopt(session: object, warm: Warm, verify: str | None) -> int:
     taken = 0
     if settings["proxies"]:
         for conn in warm.connections:
-            conn.close()  # type: ignore[attr-defined]
+            conn.close()
         return 0
-    adapter = session.get_adapter(url)
+    adapter = cast("requests.adapters.HTTPAdapter", session.get_adapter(url))
     prepared = requests.Request("GET", url).prepare()
-    pool = adapter.get_connection_with_tls_context(prepared, settings["verify"], proxies=None, cert=None)
+    # Typed loosely on purpose: what follows uses the pool's internals (its queue and _new_conn).
+    pool: Any = adapter.get_connection_with_tls_context(prepared, settings["verify"], proxies=None, cert=None)
     # The pool holds a placeholder (None) for each connection it may still open: trade placeholders for ours.
     # Done before the first request, while nothing else uses the pool.
     held: list[object] = []
@@ -296,11 +304,11 @@ def adopt(session: object, warm: Warm, verify: str | None) -> int:
     free = held.count(None)
     kept: list[object] = []
     for old in warm.connections:
-        if taken == free or not _idle(old.sock):  # type: ignore[attr-defined]
-            old.close()  # type: ignore[attr-defined]
+        if taken == free or not _idle(old.sock):
+            old.close()
             continue
         conn = pool._new_conn()  # configured exactly as the pool would configure its own
-        conn.sock, old.sock = old.sock, None  # type: ignore[attr-defined]
+        conn.sock, old.sock = old.sock, None
         if warm.scheme == "https":
             conn.is_verified = True  # the handshake verified the same CA bundle and hostname
         kept.append(conn)

@@ -470,7 +470,7 @@ class Transport:
 
     @staticmethod
     def _backoff(attempt: int) -> float:
-        return 0.5 * (2 ** (attempt - 1))
+        return 0.5 * 2.0 ** (attempt - 1)
 
     def _retry_after(self, resp: Response) -> float | None:
         value = (resp.headers.get("Retry-After") or "").strip()

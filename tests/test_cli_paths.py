@@ -15,6 +15,7 @@ from pin_images import files
 from pin_images.cli import main
 
 from .conftest import fake_digest
+from .support.users import run_as_nobody, shared_tmp
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = fake_digest("docker.io/library/python:3.12")
@@ -197,3 +198,28 @@ def test_build_arg_without_value_comes_from_the_environment(tmp_path, resolver, 
     assert "depends on ARG BASE" in out + err and "python" not in out + err
     monkeypatch.setenv("BASE", "")
     assert main(["--check", "--build-arg", "BASE=", str(f)]) in (1, 2)  # an empty value is a value, as in docker
+
+
+def _check_as_nobody(root: str) -> int:
+    os.chdir(root)
+    return main(["--check", "--no-config", "sub", "ok"])
+
+
+def test_an_unreadable_directory_fails_the_check():
+    with shared_tmp() as root:
+        write(root / "ok" / "Dockerfile", f"FROM python:3.12@{PY}\n")
+        write(root / "sub" / "Dockerfile", "FROM python:3.12\n")
+        (root / "sub").chmod(0o000)
+        rc, out, err = run_as_nobody(_check_as_nobody, str(root))
+        assert rc == 2
+        assert err == "sub: cannot read directory: Permission denied\n"
+        assert "1 error" in out
+
+
+def test_ignore_image_matches_every_spelling_through_main(tmp_path, no_network, capsys):
+    f = write(tmp_path / "Dockerfile", "FROM docker.io/library/alpine:3.20\nFROM index.docker.io/library/alpine\n")
+    for pattern in ("alpine", "alpine:*", "docker.io/alpine"):
+        assert main(["--check", "--ignore-image", pattern, str(f)]) == 0, pattern
+        assert capsys.readouterr().out == "2 references skipped (1 file scanned)\n"
+    assert main(["--check", "--ignore-image", "alpine:3.*", str(f)]) == 1  # the second one has no tag
+    assert capsys.readouterr().out.startswith(f"{f}:2: index.docker.io/library/alpine is not pinned")

@@ -72,7 +72,7 @@ def test_json_write_then_up_to_date(tmp_path, resolver, capsys, output_schema):
     assert doc["files_changed"] == [str(f)] and doc["files_scanned"] == 1
     first = doc["references"][0]
     assert first.pop("kind") == "dockerfile"
-    assert first.pop("column") in (None, 6)  # the column of "python:3.12" once findings carry it
+    assert first.pop("column") == 6  # of "python:3.12"
     assert first == {
         "file": str(f),
         "line": 1,
@@ -517,3 +517,20 @@ def test_columns_through_main_for_a_kind_that_reports_them(tmp_path, no_network,
     _, doc = run_json(["--check", "compose.yaml"], capsys, output_schema)
     ref = doc["references"][0]
     assert (ref["file"], ref["line"], ref["column"], ref["kind"]) == ("compose.yaml", 3, 12, "compose")
+
+
+def test_a_continued_reference_is_located_where_its_text_is(tmp_path, no_network, capsys, monkeypatch, sarif_schema):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "Dockerfile", "FROM \\\n  --platform=$BUILDPLATFORM \\\n  rust:1.80-slim-bookworm \\\n  AS build\n")
+    assert main(["--check", "--format", "github"]) == 1
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "::error file=Dockerfile,line=3,col=3,title=pin-images::Dockerfile:3: rust:1.80-slim-bookworm is not pinned"
+    )
+    assert main(["--check", "--format", "sarif"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    sarif_schema.validate(doc)
+    assert doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"] == {
+        "startLine": 3, "startColumn": 3,
+    }
+    assert main(["--check"]) == 1
+    assert capsys.readouterr().out.startswith("Dockerfile:3: rust:1.80-slim-bookworm is not pinned\n")
