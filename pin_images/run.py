@@ -98,6 +98,7 @@ def _scan(settings: Settings, report: Report, plan: Plan, early: _Early) -> dict
     scan_options = ScanOptions(build_args=settings.build_args, pin_syntax=settings.pin_syntax)
     found = files.discover(settings.paths, settings.excludes, only=settings.kinds or None)
     report.file_errors.extend(found.errors)
+    report.excluded = found.excluded
     for path in found.paths:
         # A search keeps only files of a known kind; a named file of no kind (a .json, a .yaml by name) is skipped.
         kind = kinds.kind_for_named_file(path)

@@ -260,3 +260,28 @@ def test_both_hooks_with_stale_detection_configured_in_pyproject(
     assert stale.returncode == 1, stale.stdout
     assert f"app/Dockerfile:1: busybox:1.36 is stale: pinned {old}, the tag now points to {new}" in stale.stdout
     assert (project / "app/Dockerfile").read_text().startswith(f"FROM busybox:1.36@{old}\n")
+
+
+def test_hooks_take_compose_kubernetes_and_workflow_files(project: Path, hook_repo: HookRepo, images: Images):
+    # pre-commit hands the hooks every YAML file: each is read as its name or content says, never as a Dockerfile.
+    configure(project, hook_repo)
+    add(project, {
+        "docker-compose.yml": "services:\n  web:\n    image: python:3.12   # app\n",
+        "deploy/pod.yaml": "apiVersion: v1\nkind: Pod\nspec:\n  containers: [{name: a, image: 'alpine:3.20'}]\n",
+        ".github/workflows/ci.yml": "on: push\njobs:\n  t:\n    container: alpine:3.20\n",
+        "config.yaml": "image: python:3.12\n",  # no kind: left alone
+    }, hook_repo.env)  # fmt: skip
+
+    first = pre_commit(project, hook_repo, "run", "pin-images", "--all-files")
+    assert first.returncode == 1, first.stdout
+    assert "unknown instruction" not in first.stdout
+    assert (project / "docker-compose.yml").read_text() == (
+        f"services:\n  web:\n    image: python:3.12@{images.python}   # app\n"
+    )
+    assert f"image: 'alpine:3.20@{images.alpine}'" in (project / "deploy/pod.yaml").read_text()
+    assert f"container: alpine:3.20@{images.alpine}\n" in (project / ".github/workflows/ci.yml").read_text()
+    assert (project / "config.yaml").read_text() == "image: python:3.12\n"
+
+    _git(project, "add", "-A", env=hook_repo.env)
+    checking = pre_commit(project, hook_repo, "run", "pin-images-check", "--all-files")
+    assert checking.returncode == 0, checking.stdout
