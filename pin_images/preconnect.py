@@ -28,6 +28,9 @@ if TYPE_CHECKING:  # only for annotations: the warm-up imports http.client and s
 _PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
 # A silent server must not hold the run: the normal path, with its own limits, takes over after this.
 _MAX_WAIT = 5.0
+# How long the client waits for a warm-up still at work (a hung name lookup cannot be interrupted): past this it
+# goes on without it, at the cost of one more GET /v2/, rather than adding to a hang.
+_MAX_TAKE_WAIT = 2.0
 
 
 class _Untrusted(Exception):
@@ -112,7 +115,7 @@ class Warmup:
         if started is None:
             return None
         thread, box = started
-        thread.join(self._timeout)
+        thread.join(min(self._timeout, _MAX_TAKE_WAIT))
         return box[0] if box and not thread.is_alive() else None
 
     def discard(self, warm: Warm) -> None:
