@@ -84,6 +84,7 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
     scan_options = ScanOptions(build_args=settings.build_args, pin_syntax=settings.pin_syntax)
     found = files.discover(settings.paths, settings.excludes, only=settings.kinds or None)
     report.file_errors.extend(found.errors)
+    report.excluded = found.excluded
     early = _Early(connect, warm)
     for path in found.paths:
         # A search keeps only files of a known kind; a named file of no kind (a .json, a .yaml by name) is skipped.
