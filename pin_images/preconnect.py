@@ -84,6 +84,7 @@ class Warmup:
         insecure: Collection[str] = (),
         mirrored: Collection[str] = (),
         connections: int = 2,
+        max_registries: int = 8,
     ) -> None:
         self._ca_file = ca_file
         self._env = env
@@ -94,6 +95,8 @@ class Warmup:
         self._connections = max(1, connections)
         self._lock = threading.Lock()
         self._started: dict[str, tuple[threading.Thread, list[Warm]]] = {}
+        # A hook run names a registry or two; a tree naming dozens must not open two connections to each at once.
+        self._left = max_registries
 
     def start(self, registry: str) -> None:
         """Begin warming ``registry`` (once); returns at once."""
@@ -101,8 +104,9 @@ class Warmup:
         if registry in self._mirrored or proxy_configured(self._env):
             return
         with self._lock:
-            if registry in self._started:
+            if registry in self._started or self._left <= 0:
                 return
+            self._left -= 1
             box: list[Warm] = []
             thread = threading.Thread(target=self._warm, args=(registry, box), name=f"warmup {registry}", daemon=True)
             self._started[registry] = (thread, box)

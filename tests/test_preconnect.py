@@ -132,3 +132,13 @@ def test_a_warm_up_that_hangs_does_not_hold_the_client_for_long() -> None:
         started = time.monotonic()
         assert w.take(server.host) is None
         assert time.monotonic() - started < 4
+
+
+def test_only_the_first_registries_are_warmed() -> None:
+    with HostileServer(challenge) as first, HostileServer(challenge) as second:
+        w = warmup(max_registries=1)
+        w.start(first.host)
+        w.start(second.host)
+        assert w.take(first.host) is not None
+        assert w.take(second.host) is None
+        assert second.requests == []  # the normal path alone talks to it
