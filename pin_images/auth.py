@@ -279,7 +279,7 @@ class Authenticator:
             raise bad_response(ep.host, "Bearer challenge has no usable realm URL")
         realm_host = netloc(realm)
         # The realm is the server's choice: refuse one that points where the server should not send us.
-        self._transport.check_target(ep.base, realm, "realm")
+        self._transport.targets.check(ep.base, realm, "realm")
         # Credentials go to a realm over TLS, or to this machine; never to another host over plain http.
         realm_ok = parts.scheme.lower() == "https" or (is_loopback(realm_host) and is_loopback(ep.host))
         cred = self.credential(ep) if realm_ok else None

@@ -120,6 +120,7 @@ class Discovery:
 
     paths: list[str] = field(default_factory=list)
     errors: list[PinImagesError] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)  # paths named by the caller that an exclude pattern skipped
 
 
 def discover(paths: Sequence[str], excludes: Sequence[str] = (), only: Collection[str] | None = None) -> Discovery:
@@ -133,6 +134,9 @@ def discover(paths: Sequence[str], excludes: Sequence[str] = (), only: Collectio
     found = Discovery()
     by_file: dict[object, int] = {}
     for root in paths:
+        if os.path.lexists(root) and is_excluded(display_path(root), excludes):
+            found.excluded.append(display_path(root))
+            continue
         try:
             for path in _find(root, excludes, found.errors, only):
                 _add_once(found.paths, by_file, path)

@@ -13,15 +13,16 @@ KINDS = ("dockerfile", "compose", "kubernetes", "github", "gitlab", "devcontaine
 # The kind of a YAML file known by no name: recognised by its content when scanned (nothing if it is not a manifest).
 BY_CONTENT = "kubernetes"
 
-# Kept in step with the `files` patterns in .pre-commit-hooks.yaml (tests compare the two).
-_COMPOSE_RE = re.compile(r"(?:docker-)?compose(?:\.[^/]+)?\.ya?ml")
-_WORKFLOW_RE = re.compile(r"(?:.*/)?\.github/workflows/[^/]+\.ya?ml")
-_ACTION_RE = re.compile(r"action\.ya?ml")
-_GITLAB_RE = re.compile(r"(?:.+)?\.gitlab-ci\.ya?ml")
-_DEVCONTAINER_RE = re.compile(r"(?:.*/)?(?:\.devcontainer\.json|\.devcontainer/(?:[^/]+/)?devcontainer\.json)")
-_YAML_RE = re.compile(r".+\.ya?ml")
+# Kept in step with the `files` patterns in .pre-commit-hooks.yaml (tests compare the two). Compiled on first use
+# (re caches them): a run over Dockerfiles alone never needs them.
+_COMPOSE = r"(?:docker-)?compose(?:\.[^/]+)?\.ya?ml"
+_WORKFLOW = r"(?:.*/)?\.github/workflows/[^/]+\.ya?ml"
+_ACTION = r"action\.ya?ml"
+_GITLAB = r"(?:.+)?\.gitlab-ci\.ya?ml"
+_DEVCONTAINER = r"(?:.*/)?(?:\.devcontainer\.json|\.devcontainer/(?:[^/]+/)?devcontainer\.json)"
+_YAML = r".+\.ya?ml"
 # Files of these extensions are never read as Dockerfiles when named on the command line.
-_DATA_RE = re.compile(r".+\.(?:ya?ml|json)", re.IGNORECASE)
+_DATA = r"(?i).+\.(?:ya?ml|json)"
 
 
 def kind_for_name(path: str) -> str | None:
@@ -36,15 +37,15 @@ def kind_for_name(path: str) -> str | None:
     name = path.rsplit("/", 1)[-1]
     if is_dockerfile_name(name):
         return "dockerfile"
-    if _COMPOSE_RE.fullmatch(name):
+    if re.fullmatch(_COMPOSE, name):
         return "compose"
-    if _WORKFLOW_RE.fullmatch(path) or _ACTION_RE.fullmatch(name):
+    if re.fullmatch(_WORKFLOW, path) or re.fullmatch(_ACTION, name):
         return "github"
-    if _GITLAB_RE.fullmatch(name):
+    if re.fullmatch(_GITLAB, name):
         return "gitlab"
-    if _DEVCONTAINER_RE.fullmatch(path):
+    if re.fullmatch(_DEVCONTAINER, path):
         return "devcontainer"
-    if _YAML_RE.fullmatch(name):
+    if re.fullmatch(_YAML, name):
         return BY_CONTENT
     return None
 
@@ -60,8 +61,8 @@ def kind_for_named_file(path: str, data: bytes = b"") -> str | None:
     if kind is not None:
         return kind
     name = path.replace("\\", "/").rsplit("/", 1)[-1]
-    if _DATA_RE.fullmatch(name):
-        return BY_CONTENT if _YAML_RE.fullmatch(name.lower()) else None
+    if re.fullmatch(_DATA, name):
+        return BY_CONTENT if re.fullmatch(_YAML, name.lower()) else None
     return "dockerfile"
 
 
@@ -83,7 +84,7 @@ def scan_file(kind: str, data: bytes, path: str, options: ScanOptions) -> FileSc
         from . import workflows
 
         name = path.replace("\\", "/").rsplit("/", 1)[-1]
-        if _ACTION_RE.fullmatch(name) and not _WORKFLOW_RE.fullmatch(path.replace("\\", "/")):
+        if re.fullmatch(_ACTION, name) and not re.fullmatch(_WORKFLOW, path.replace("\\", "/")):
             return workflows.scan_action(data, path)
         return workflows.scan_workflow(data, path)
     if kind == "gitlab":

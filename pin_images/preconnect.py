@@ -28,6 +28,9 @@ if TYPE_CHECKING:  # only for annotations: the warm-up imports http.client and s
 _PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
 # A silent server must not hold the run: the normal path, with its own limits, takes over after this.
 _MAX_WAIT = 5.0
+# How long the client waits for a warm-up still at work (a hung name lookup cannot be interrupted): past this it
+# goes on without it, at the cost of one more GET /v2/, rather than adding to a hang.
+_MAX_TAKE_WAIT = 2.0
 
 
 class _Untrusted(Exception):
@@ -81,6 +84,7 @@ class Warmup:
         insecure: Collection[str] = (),
         mirrored: Collection[str] = (),
         connections: int = 2,
+        max_registries: int = 8,
     ) -> None:
         self._ca_file = ca_file
         self._env = env
@@ -91,6 +95,8 @@ class Warmup:
         self._connections = max(1, connections)
         self._lock = threading.Lock()
         self._started: dict[str, tuple[threading.Thread, list[Warm]]] = {}
+        # A hook run names a registry or two; a tree naming dozens must not open two connections to each at once.
+        self._left = max_registries
 
     def start(self, registry: str) -> None:
         """Begin warming ``registry`` (once); returns at once."""
@@ -98,8 +104,9 @@ class Warmup:
         if registry in self._mirrored or proxy_configured(self._env):
             return
         with self._lock:
-            if registry in self._started:
+            if registry in self._started or self._left <= 0:
                 return
+            self._left -= 1
             box: list[Warm] = []
             thread = threading.Thread(target=self._warm, args=(registry, box), name=f"warmup {registry}", daemon=True)
             self._started[registry] = (thread, box)
@@ -112,7 +119,7 @@ class Warmup:
         if started is None:
             return None
         thread, box = started
-        thread.join(self._timeout)
+        thread.join(min(self._timeout, _MAX_TAKE_WAIT))
         return box[0] if box and not thread.is_alive() else None
 
     def discard(self, warm: Warm) -> None:

@@ -30,6 +30,7 @@ class Report:
     update: bool = False
     platform: str | None = None
     config: str | None = None  # the configuration file that applied, if any
+    excluded: list[str] = field(default_factory=list)  # named paths an exclude pattern skipped
 
 
 def column_of(f: Finding) -> int | None:
@@ -98,7 +99,9 @@ def summary(report: Report) -> str:
         parts.append(_plural(errors, "error"))
     if parts:
         return ", ".join(parts)
-    scanned = f" ({_plural(report.files_scanned, 'file')} scanned)"
+    # A named path that an exclude skipped is said, so "0 files scanned" never looks like a file that was read.
+    excluded = f", {_plural(len(report.excluded), 'named path')} excluded" if report.excluded else ""
+    scanned = f" ({_plural(report.files_scanned, 'file')} scanned{excluded})"
     skipped = counts.get(SKIPPED, 0)
     n = len(references) - skipped  # skipped references are not pinned; say so rather than count them
     if n:
@@ -308,6 +311,8 @@ def write_report(report: Report, fmt: str, out: IO[str], err: IO[str], *, quiet:
         return
     if verbose:
         err.write(f"pin-images: configuration: {report.config or 'none found'}\n")
+        for path in report.excluded:
+            err.write(f"pin-images: {path}: not read, it matches an exclude pattern\n")
     for e in report.file_errors:
         err.write(_paint(str(e), _RED, color) + "\n")
     for f in report.findings:

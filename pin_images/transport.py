@@ -7,7 +7,6 @@ from __future__ import annotations
 import enum
 import functools
 import os
-import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -20,7 +19,8 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from .errors import BadResponseError, RegistryConnectionError
-from .hosts import address_class, host_of, netloc, origin
+from .hosts import netloc, origin
+from .targets import Targets, shown
 
 if TYPE_CHECKING:
     from .preconnect import Warm
@@ -245,7 +245,7 @@ class Transport:
         self._lock = threading.Lock()
         self._not_before: dict[str, float] = {}
         self._verify_cache: dict[str, str | None] = {}
-        self._addresses: dict[str, frozenset[str]] = {}
+        self.targets = Targets()
 
     def close(self) -> None:
         self.session.close()
@@ -292,11 +292,11 @@ class Transport:
                 raise bad_response(host, "redirect to a non-HTTP URL")
             if target in seen:
                 raise bad_response(host, "redirect loop")
-            self.check_target(request.registry or url, target, "redirect", current=url)
+            self.targets.check(request.registry or url, target, "redirect", current=url)
             if origin(target) != start:
                 if request.private or (data and not (resp.status_code == 303 and method != "HEAD")):
                     raise bad_response(
-                        host, f"refused to follow a redirect to {_shown(target)}: the request carries credentials "
+                        host, f"refused to follow a redirect to {shown(target)}: the request carries credentials "
                         "that must not leave the server they were meant for"
                     )
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
@@ -347,29 +347,34 @@ class Transport:
             except (UnicodeError, ValueError) as exc:
                 # requests decodes a 3xx Location as UTF-8 even with allow_redirects=False; latin-1 bytes raise.
                 raise bad_response(host, f"malformed response ({exc.__class__.__name__})") from None
-            status = resp.status_code
-            if status == 401:
-                self._count("unauthorized")
-            if status != 429 and (status < 500 or status in _NOT_RETRIED_5XX):
+            if not self._retry_status(resp, host, attempt):
                 return resp
-            wait = self._retry_after(resp)
-            if status == 429:
-                self._count("rate_limited")
-                wait = wait if wait is not None else self._backoff(attempt)
-                with self._lock:
-                    # Only this host slows down; other registries keep going at full speed.
-                    self._not_before[host] = max(self._not_before.get(host, 0.0), self._clock() + wait)
-            if attempt == self._tries:
-                if status == 429:
-                    raise RegistryConnectionError(
-                        f"rate limited by {host} (HTTP 429, after {attempt} tries); {rate_hint(resp)}", host
-                    )
-                raise RegistryConnectionError(f"{host} answered HTTP {status} (after {attempt} tries)", host)
-            self._count("retries")
-            failure = f"rate limited (HTTP 429); {rate_hint(resp)}" if status == 429 else f"answered HTTP {status}"
-            if status != 429:
-                self._pause(host, wait if wait is not None else self._backoff(attempt), failure)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _retry_status(self, resp: Response, host: str, attempt: int) -> bool:
+        """False for an answer to return; True after waiting to try again (5xx, 429); raises after the last try."""
+        status = resp.status_code
+        if status == 401:
+            self._count("unauthorized")
+        if status != 429 and (status < 500 or status in _NOT_RETRIED_5XX):
+            return False
+        wait = self._retry_after(resp)
+        if status == 429:
+            self._count("rate_limited")
+            wait = wait if wait is not None else self._backoff(attempt)
+            with self._lock:
+                # Only this host slows down; other registries keep going at full speed.
+                self._not_before[host] = max(self._not_before.get(host, 0.0), self._clock() + wait)
+        if attempt == self._tries:
+            if status == 429:
+                raise RegistryConnectionError(
+                    f"rate limited by {host} (HTTP 429, after {attempt} tries); {rate_hint(resp)}", host
+                )
+            raise RegistryConnectionError(f"{host} answered HTTP {status} (after {attempt} tries)", host)
+        self._count("retries")
+        if status != 429:  # a 429's wait is taken before the next try, by every request to the host
+            self._pause(host, wait if wait is not None else self._backoff(attempt), f"answered HTTP {status}")
+        return True
 
     def _exchange(self, method: str, url: str, host: str, limit: int | None, kwargs: dict[str, Any]) -> Response:
         """The blocking part of one attempt: send, then read the body (capped)."""
@@ -378,7 +383,8 @@ class Transport:
             verify=self.verify(host), auth=_NO_AUTH, **kwargs,
         )
         if method == "HEAD":
-            raw.close()
+            # There is no body; reading it hands the connection back to the pool, where close() would drop it.
+            _ = raw.content
             return Response(raw.status_code, raw.headers, url=raw.url)
         return _read_body(raw, limit)
 
@@ -456,47 +462,6 @@ class Transport:
         self._count(Purpose.PING.value)
         return "https"
 
-    # --------------------------------------------------------------------------------------------- targets
-
-    def check_target(self, registry: str, target: str, what: str, *, current: str | None = None) -> None:
-        """Refuse a realm or redirect ``target`` chosen by the server at ``registry`` (a base URL) before anything
-        is sent to it: https unless the registry itself is plain http, never https -> http, and no loopback,
-        private, link-local or unspecified address unless the registry is on the same host or such an address."""
-        reg_scheme, reg_netloc = origin(registry)
-        scheme, where = origin(target)
-        refused = ""
-        if scheme != "https" and (reg_scheme == "https" or (current or "").lower().startswith("https:")):
-            refused = "not https" if current is None else "an https to http redirect"
-        elif host_of(where) != host_of(reg_netloc):
-            inside = self._classes(where) - self._classes(reg_netloc)
-            if inside:
-                refused = f"{host_of(where)} is {sorted(inside)[0]}"
-        if refused:
-            label = "Bearer realm" if what == "realm" else "a redirect"
-            raise bad_response(
-                reg_netloc, f"refused {label} to {_shown(target)}: {refused}, which a registry on "
-                f"{reg_scheme}://{reg_netloc} may not send us to"
-            )
-
-    def _classes(self, hostport: str) -> frozenset[str]:
-        """The internal address classes ``hostport`` is on (an IP literal, or every address its name has)."""
-        host = host_of(hostport)
-        known = address_class(host)
-        if known is not None:
-            return frozenset({known})
-        with self._lock:
-            cached = self._addresses.get(host)
-        if cached is not None:
-            return cached
-        try:
-            addresses = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
-        except (OSError, UnicodeError):
-            addresses = set()  # the request itself will fail on the lookup and say so
-        classes = frozenset(c for c in (address_class(str(a)) for a in addresses) if c is not None)
-        with self._lock:
-            self._addresses[host] = classes
-        return classes
-
     # --------------------------------------------------------------------------------------------- helpers
 
     def _count(self, name: str) -> None:
@@ -552,12 +517,3 @@ class Transport:
             f"TLS certificate verification failed for {host}; to trust its CA, save it as "
             f"{os.path.join(where, host, 'ca.crt')} or point REQUESTS_CA_BUNDLE at a bundle that includes it"
         )
-
-
-def _shown(url: str) -> str:
-    """A URL for a message: scheme, host and path; the query (signatures, tokens) left out."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "a malformed URL"
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"

@@ -95,6 +95,11 @@ def test_an_excluded_named_file_is_skipped_and_the_pattern_normalised(tmp_path, 
     assert capsys.readouterr().out == "all 1 reference pinned (1 file scanned)\n"
     # The exclude wins over the name: pre-commit names every staged file, excludes must still hold.
     assert main(["--check", "--exclude", "./legacy/", "legacy/Dockerfile", "app/Dockerfile"]) == 0
+    assert capsys.readouterr().out == "all 1 reference pinned (1 file scanned, 1 named path excluded)\n"
+    assert main(["--check", "-v", "--exclude", "legacy", "legacy/Dockerfile"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "no image references found (0 files scanned, 1 named path excluded)\n"
+    assert "pin-images: legacy/Dockerfile: not read, it matches an exclude pattern\n" in err
 
 
 def test_gitignored_directories_are_not_pinned(repo, resolver, capsys, monkeypatch):

@@ -396,3 +396,15 @@ def test_discover_finds_every_kind_and_find_dockerfiles_only_dockerfiles(tmp_pat
     monkeypatch.chdir(tmp_path)
     assert discover(["."]).paths == ["Dockerfile", "compose.yaml"]
     assert list(find_dockerfiles(["."])) == ["Dockerfile"]
+
+
+def test_replace_keeps_extended_attributes(tmp_path):
+    f = tmp_path / "Dockerfile"
+    f.write_bytes(OLD)
+    try:
+        os.setxattr(f, "user.pin-images-test", b"kept")  # POSIX ACLs live in xattrs the same way
+    except (AttributeError, OSError) as exc:
+        pytest.skip(f"no user extended attributes here: {exc}")
+    replace_file(str(f), NEW, digest_bytes(OLD))
+    assert f.read_bytes() == NEW
+    assert os.getxattr(f, "user.pin-images-test") == b"kept"

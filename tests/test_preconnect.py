@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import time
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,24 @@ def test_adopt_closes_the_connections_when_requests_would_use_a_proxy(monkeypatc
         with requests.Session() as session:
             assert adopt(session, warm, None) == 0
         assert all(conn.sock is None for conn in warm.connections)  # type: ignore[attr-defined]
+
+
+def test_a_warm_up_that_hangs_does_not_hold_the_client_for_long() -> None:
+    # The server takes the ping and never answers; the warm-up thread waits for its socket timeout (5 s), but the
+    # client goes on without it well before that (and sends its own GET /v2/ under its own limits).
+    with HostileServer(lambda seen: Reply(hang=True)) as server:
+        w = warmup()
+        w.start(server.host)
+        started = time.monotonic()
+        assert w.take(server.host) is None
+        assert time.monotonic() - started < 4
+
+
+def test_only_the_first_registries_are_warmed() -> None:
+    with HostileServer(challenge) as first, HostileServer(challenge) as second:
+        w = warmup(max_registries=1)
+        w.start(first.host)
+        w.start(second.host)
+        assert w.take(first.host) is not None
+        assert w.take(second.host) is None
+        assert second.requests == []  # the normal path alone talks to it

@@ -494,3 +494,30 @@ def test_no_secret_in_any_error(rsps: responses.RequestsMock, clock: FakeTime) -
         make_client(clock, keychain).resolve(parse("bob/app:1"))
     assert "hunter2" not in str(info.value)
     assert "hunter2" not in repr(keychain.creds["docker.io"])
+
+
+# ------------------------------------------------------------------------------------------------ lifetime
+
+
+class ClosingSession(RecordingSession):
+    closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+        super().close()
+
+
+def test_close_releases_the_session(clock: FakeTime) -> None:
+    session = ClosingSession()
+    client = make_client(clock, session=session)
+    client.close()
+    assert session.closed == 1
+
+
+def test_context_manager_closes_even_after_an_error(rsps: responses.RequestsMock, clock: FakeTime) -> None:
+    rsps.add("HEAD", f"{REG}/v2/app/manifests/1", status=404)
+    rsps.add("GET", f"{REG}/v2/app/manifests/1", status=404)
+    session = ClosingSession()
+    with pytest.raises(NotFoundError), make_client(clock, session=session) as client:
+        client.resolve(parse("registry.example.com/app:1"))
+    assert session.closed == 1

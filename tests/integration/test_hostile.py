@@ -909,3 +909,19 @@ def test_ten_references_to_a_hanging_host_end_within_the_run_deadline(tmp_path, 
     assert all("run deadline of 5s" in line for line in errors), errors
     assert tree.bad.read_bytes() == tree.bad_bytes
     assert elapsed < 8, f"took {elapsed:.1f}s"
+
+
+def test_lookups_reuse_one_connection(tmp_path, good, capsys):
+    """A HEAD's response is handed back to the pool, not closed: ten lookups in a row need one connection."""
+    seen_ports: set[int] = set()
+
+    def registry(seen: Seen) -> Reply:
+        seen_ports.add(seen.peer)
+        return JSON_OK if seen.path == "/v2/" else serve_manifest(OTHER_BODY, OTHER_DIGEST)
+
+    with HostileServer(registry) as server:
+        tree = _many_refs_tree(tmp_path, server.host, good)
+        rc = main(["--jobs", "1", str(tree.root)])
+        assert rc == 1, capsys.readouterr()
+        assert server.count("/manifests/", "HEAD") == 10
+    assert len(seen_ports) <= 2, seen_ports  # the early warm-up may have opened its own

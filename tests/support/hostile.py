@@ -32,6 +32,7 @@ class Seen:
     query: str
     headers: dict[str, str]
     body: bytes = b""
+    peer: int = 0  # the client's port: one per connection
 
     @property
     def authorization(self) -> str | None:
@@ -143,7 +144,8 @@ class _HostileHandler(BaseHTTPRequestHandler):
         length = self.headers.get("Content-Length")
         body = self.rfile.read(int(length)) if length and length.isdigit() else b""
         parts = urlsplit(self.path)
-        seen = Seen(self.command, parts.path, parts.query, {k.lower(): v for k, v in self.headers.items()}, body)
+        seen = Seen(self.command, parts.path, parts.query, {k.lower(): v for k, v in self.headers.items()}, body,
+                    self.client_address[1])
         owner = self.server_obj
         owner._record(seen)
         reply = owner.handler(seen)
