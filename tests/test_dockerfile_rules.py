@@ -8,9 +8,12 @@ from __future__ import annotations
 import pytest
 
 from pin_images import dockerfile as df
+from pin_images.cli import main
 from pin_images.dockerfile import INVALID, OK, OVERRIDDEN, PLATFORM_ARG, UNRESOLVED, Edit, apply, scan
 from pin_images.errors import DockerfileError
 from pin_images.uses import FileScan, ImageUse, ScanOptions
+
+from .conftest import fake_digest
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -179,11 +182,11 @@ def test_a_reference_that_cannot_be_expanded_is_invalid_alone(src: str, line: in
     bad, good = result.uses[-2:]
     assert (bad.status, bad.image, bad.line) == (INVALID, None, line) and cause in bad.note
     assert (good.image, good.status) == ("python:3.12", OK)
-    # the file-kind entry point still refuses the whole file for it, naming the line
-    for entry in (lambda: df.scan_file(data, "Dockerfile", ScanOptions()), lambda: scan(data, "Dockerfile")):
-        with pytest.raises(DockerfileError) as exc:
-            entry()
-        assert exc.value.line == line and cause in str(exc.value)
+    assert df.scan_file(data, "Dockerfile", ScanOptions()) == result
+    # the entry point from before file kinds refuses the whole file for it, naming the line
+    with pytest.raises(DockerfileError) as exc:
+        scan(data, "Dockerfile")
+    assert exc.value.line == line and cause in str(exc.value)
 
 
 def test_broken_global_arg_only_spoils_what_uses_it() -> None:
@@ -323,6 +326,13 @@ def test_unresolved_messages_say_which_case_it_is(src: str, note: str) -> None:
     assert use.status == UNRESOLVED and use.note.startswith(note)
 
 
+@pytest.mark.parametrize("src", ["", "# just a comment\n", "# syntax=docker/dockerfile:1\n\n# c\n", "\ufeff \r\n"])
+def test_file_with_no_instructions_is_a_quiet_note(src: str) -> None:
+    result = scanned(src)
+    assert result.uses == ()
+    assert [(n.line, n.message, n.warning) for n in result.notes] == [(1, "file with no instructions", False)]
+
+
 def test_platform_arg_note_is_unchanged() -> None:
     (use,) = uses("FROM img:$TARGETARCH\n")
     assert (use.status, use.note) == (
@@ -398,3 +408,26 @@ def test_unknown_or_misplaced_pragma_is_a_warning(src: str, line: int, message: 
 def test_pragma_lookalike_in_a_heredoc_is_not_a_comment() -> None:
     result = scanned("FROM a\nRUN <<EOF\n# pin-images: nonsense\nEOF\n")
     assert result.notes == ()
+
+
+# Through the command line: what a user of a template repository sees.
+
+
+def test_run_pins_a_template_and_warns_about_its_placeholder(tmp_path, resolver, capsys) -> None:
+    f = tmp_path / "Dockerfile"
+    f.write_bytes(DEVCONTAINER.encode())
+    assert main(["--no-config", str(f)]) == 1
+    image = "mcr.microsoft.com/devcontainers/base:bullseye"
+    assert f.read_text() == DEVCONTAINER.replace(image, f"{image}@{fake_digest(image)}", 1)
+    err = capsys.readouterr().err
+    assert f"{f}:3: warning:" in err and "ARG INSTALL_ZSH cannot be expanded" in err
+
+
+def test_run_reports_a_reference_that_cannot_be_expanded_as_its_own_error(tmp_path, resolver, capsys) -> None:
+    data = b"FROM python:3.12\nCOPY --from=${templateOption:image} / /\n"
+    f = tmp_path / "Dockerfile"
+    f.write_bytes(data)
+    assert main(["--no-config", str(f)]) == 2
+    assert f.read_bytes() == data  # a file with a failed reference is left alone
+    err = capsys.readouterr().err
+    assert f"{f}:2: " in err and "unsupported modifier (:i)" in err

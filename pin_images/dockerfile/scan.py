@@ -158,6 +158,9 @@ class _Scanner:
         return sh
 
     def run(self) -> FileScan:
+        if not self.instrs:
+            # BuildKit refuses such a file; here it is only worth a mention (with -v): an empty file pins nothing.
+            self.notes.append(Note(1, "file with no instructions", warning=False))
         ignored = self.pragmas()
         for ins in self.instrs:
             if ins.keyword == "FROM":
@@ -507,22 +510,19 @@ class _Scanner:
 def scan(data: bytes, path: str = "", build_args: Mapping[str, str] | None = None) -> list[ImageUse]:
     """Every external image reference in a Dockerfile (FROM, COPY/ADD --from, RUN --mount from=), in file order.
 
-    The entry point from before file kinds (``scan_file`` without the notes).
+    The entry point from before file kinds: notes are dropped, and a reference that cannot be expanded (an
+    INVALID use of ``scan_file``) is a DockerfileError for the whole file, naming its line.
     """
-    return list(scan_file(data, path, ScanOptions(build_args=dict(build_args or {}))).uses)
+    uses = scan_file(data, path, ScanOptions(build_args=dict(build_args or {}))).uses
+    for use in uses:
+        if use.status is Status.INVALID:
+            raise DockerfileError(use.note, path, use.line)
+    return list(uses)
 
 
 def scan_file(data: bytes, path: str, options: ScanOptions) -> FileScan:
-    """The file-kind entry point: one Dockerfile's image uses and file-level notes.
-
-    A use that cannot be expanded (see ``scan_uses``) is raised as the file's DockerfileError, naming its line:
-    the run has no other way yet to report an INVALID use as the error it is.
-    """
-    result = scan_uses(data, path, options)
-    for use in result.uses:
-        if use.status is Status.INVALID:
-            raise DockerfileError(use.note, path, use.line)
-    return result
+    """The file-kind entry point: one Dockerfile's image uses (INVALID ones included) and file-level notes."""
+    return scan_uses(data, path, options)
 
 
 def scan_uses(data: bytes, path: str, options: ScanOptions) -> FileScan:
