@@ -20,6 +20,7 @@ from .run import DEFAULT_DEADLINE, DEFAULT_TIMEOUT, Settings, run
 if TYPE_CHECKING:
     from .manifest import Platform
     from .preconnect import Warmup
+    from .registry import RegistryClient
 
 __all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "build_parser", "main", "make_resolver"]
 
@@ -200,7 +201,12 @@ def _ca_sources(env: dict[str, str]) -> tuple[list[str], str | None]:
 
 
 def make_resolver(settings: Settings, env: dict[str, str]) -> Resolver:
-    """Build the real registry client; imported here so that --check never loads requests or google-auth."""
+    """Build the real registry client (tests replace this function with a fake)."""
+    return _registry_client(settings, env)
+
+
+def _registry_client(settings: Settings, env: dict[str, str]) -> RegistryClient:
+    """The registry client; imported here so that --check never loads requests or google-auth."""
     from .credentials import default_keychain
     from .registry import RegistryClient
 
@@ -235,11 +241,12 @@ def make_warmup(settings: Settings, env: dict[str, str]) -> Warmup:
 
 
 def _connect(settings: Settings, env: dict[str, str], warmup: Warmup | None) -> Resolver:
-    resolver = make_resolver(settings, env)
-    use = getattr(resolver, "use_warmup", None)
-    if warmup is not None and use is not None:
-        use(warmup)
-    return resolver
+    """The resolver for the run; the real client takes over the warm-up's connections (a fake gets no warm-up)."""
+    if warmup is None:
+        return make_resolver(settings, env)
+    client = _registry_client(settings, env)
+    client.use_warmup(warmup)
+    return client
 
 
 def _progress_to(stream: IO[str]) -> Callable[[int, int], None]:

@@ -65,6 +65,62 @@ def _media_type(value: str | None) -> str:
     return (value or "").split(";", 1)[0].strip().lower()
 
 
+class _Endpoints:
+    """Where a registry's requests go: its mirrors in order, then the registry itself. Thread-safe."""
+
+    def __init__(self, mirrors: Mapping[str, Sequence[str]], insecure: Sequence[str],
+                 probe_tls: Callable[[str], str]) -> None:
+        self._mirrors = {k.lower(): tuple(v) for k, v in mirrors.items()}
+        self._insecure = frozenset(h.lower() for h in insecure)
+        self._probe_tls = probe_tls
+        self._lock = threading.Lock()
+        self._scheme_locks: dict[str, threading.Lock] = {}
+        self._loopback_schemes: dict[str, str] = {}
+
+    def __call__(self, registry: str) -> list[Endpoint]:
+        result = [self._mirror_endpoint(url) for url in self._mirrors.get(registry.lower(), ())]
+        hostport = api_host(registry)
+        if self.is_insecure(hostport):
+            scheme = "http"
+        elif is_loopback(hostport):
+            scheme = self._loopback_scheme(hostport)
+        else:
+            scheme = "https"
+        result.append(Endpoint(f"{scheme}://{hostport}", registry, scheme == "https" or is_loopback(hostport)))
+        return result
+
+    def is_insecure(self, hostport: str) -> bool:
+        """True when the user asked for plain http to this host[:port] (or to the host on any port)."""
+        return hostport.lower() in self._insecure or host_of(hostport) in self._insecure
+
+    def know_scheme(self, hostport: str, scheme: str) -> None:
+        """Record what a loopback registry speaks, found out elsewhere (the early warm-up)."""
+        with self._lock:
+            self._loopback_schemes.setdefault(hostport, scheme)
+
+    def _loopback_scheme(self, hostport: str) -> str:
+        """A registry on this machine may serve TLS or plain http; like docker, try https first. Probed once."""
+        with self._lock:
+            lock = self._scheme_locks.setdefault(hostport, threading.Lock())
+        with lock:
+            with self._lock:
+                known = self._loopback_schemes.get(hostport)
+            if known is None:
+                known = self._probe_tls(hostport)
+                with self._lock:
+                    known = self._loopback_schemes.setdefault(hostport, known)
+            return known
+
+    def _mirror_endpoint(self, url: str) -> Endpoint:
+        url = url.strip().rstrip("/")
+        if "://" not in url:
+            host = url.split("/", 1)[0]
+            url = ("http://" if is_loopback(host) or self.is_insecure(host) else "https://") + url
+        scheme = urlsplit(url).scheme.lower()
+        host = netloc(url)
+        return Endpoint(url, host, scheme == "https" or is_loopback(host))
+
+
 class RegistryClient:
     """Resolves references against registries; thread-safe, one instance per run (close it, or use ``with``).
 
@@ -91,8 +147,6 @@ class RegistryClient:
         user_agent: str = f"pin-images/{__version__}",
         deadline: float | None = None,
     ) -> None:
-        self._mirrors = {k.lower(): tuple(v) for k, v in (mirrors or {}).items()}
-        self._insecure = frozenset(h.lower() for h in insecure)
         self._max_manifest_bytes = max_manifest_bytes
         self._transport = Transport(
             session if session is not None else default_session(), timeout=timeout, retries=retries,
@@ -100,10 +154,8 @@ class RegistryClient:
             sleep=sleep, clock=clock, deadline=deadline,
         )
         self._auth = Authenticator(self._transport, keychain, clock)
-        self._lock = threading.Lock()
-        self._scheme_locks: dict[str, threading.Lock] = {}
+        self._endpoints = _Endpoints(mirrors or {}, insecure, self._transport.probe_tls)
         self._warmup: Any = None
-        self._loopback_schemes: dict[str, str] = {}
 
     @property
     def stats(self) -> RequestStats:
@@ -134,9 +186,8 @@ class RegistryClient:
         warm = self._warmup.take(registry) if self._warmup is not None else None
         if warm is None:
             return
-        if is_loopback(warm.hostport) and not self._is_insecure(warm.hostport):
-            with self._lock:
-                self._loopback_schemes.setdefault(warm.hostport, warm.scheme)
+        if is_loopback(warm.hostport) and not self._endpoints.is_insecure(warm.hostport):
+            self._endpoints.know_scheme(warm.hostport, warm.scheme)
         ep = self._endpoints(registry)[0]
         if ep.base != f"{warm.scheme}://{warm.hostport}" or warm.ping is None:
             self._warmup.discard(warm)
@@ -171,40 +222,7 @@ class RegistryClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ----------------------------------------------------------------------------------------------- endpoints
-
-    def _endpoints(self, registry: str) -> list[Endpoint]:
-        result = [self._mirror_endpoint(url) for url in self._mirrors.get(registry.lower(), ())]
-        hostport = api_host(registry)
-        if self._is_insecure(hostport):
-            scheme = "http"
-        elif is_loopback(hostport):
-            scheme = self._loopback_scheme(hostport)
-        else:
-            scheme = "https"
-        result.append(Endpoint(f"{scheme}://{hostport}", registry, scheme == "https" or is_loopback(hostport)))
-        return result
-
-    def _loopback_scheme(self, hostport: str) -> str:
-        """A registry on this machine may serve TLS or plain http; like docker, try https first. Probed once."""
-        with self._lock:
-            lock = self._scheme_locks.setdefault(hostport, threading.Lock())
-        with lock:
-            if hostport not in self._loopback_schemes:
-                self._loopback_schemes[hostport] = self._transport.probe_tls(hostport)
-            return self._loopback_schemes[hostport]
-
-    def _mirror_endpoint(self, url: str) -> Endpoint:
-        url = url.strip().rstrip("/")
-        if "://" not in url:
-            host = url.split("/", 1)[0]
-            url = ("http://" if is_loopback(host) or self._is_insecure(host) else "https://") + url
-        scheme = urlsplit(url).scheme.lower()
-        host = netloc(url)
-        return Endpoint(url, host, scheme == "https" or is_loopback(host))
-
-    def _is_insecure(self, hostport: str) -> bool:
-        return hostport.lower() in self._insecure or host_of(hostport) in self._insecure
+    # ----------------------------------------------------------------------------------------------- mirrors
 
     def _with_mirrors(self, ref: Reference, fn: Callable[[Endpoint], T]) -> T:
         """``fn`` on each mirror in turn, then on the registry; a failure there names what each mirror said."""

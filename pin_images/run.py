@@ -79,13 +79,26 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
     mode = "check" if options.check else ("dry-run" if settings.dry_run else "write")
     report = Report(mode=mode, update=options.update, platform=str(options.platform) if options.platform else None)
     plan = Plan()
-    # Only the bytes of files that may change are kept: memory grows with the files to write, not with the tree.
+    early = _Early(connect, warm)
+    contents = _scan(settings, report, plan, early)
+    work = plan.targets()
+    resolver = early.resolver() if work else None
+    if resolver is not None:
+        resolver.prefetch(list(work.values()))
+    _resolve_and_write(plan, resolver, contents, settings, report, progress, len(work))
+    return report
+
+
+def _scan(settings: Settings, report: Report, plan: Plan, early: _Early) -> dict[str, bytes]:
+    """Find, read and scan every file once into ``plan``; returns the bytes of the files that may change.
+
+    Only those are kept: memory grows with the files to write, not with the tree.
+    """
     contents: dict[str, bytes] = {}
     scan_options = ScanOptions(build_args=settings.build_args, pin_syntax=settings.pin_syntax)
     found = files.discover(settings.paths, settings.excludes, only=settings.kinds or None)
     report.file_errors.extend(found.errors)
     report.excluded = found.excluded
-    early = _Early(connect, warm)
     for path in found.paths:
         # A search keeps only files of a known kind; a named file of no kind (a .json, a .yaml by name) is skipped.
         kind = kinds.kind_for_named_file(path)
@@ -98,22 +111,24 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
             report.file_errors.append(exc)
             continue
         report.files_scanned += 1
-        classify(path, data.decode("utf-8", "surrogateescape"), scan, options, plan)
+        classify(path, data.decode("utf-8", "surrogateescape"), scan, settings.options, plan)
         if plan.pending[path]:
             contents[path] = data
             early.need(p.target.registry for p in plan.pending[path])
-    work = plan.targets()
-    resolver = early.resolver() if work else None
-    if resolver is not None:
-        resolver.prefetch(list(work.values()))
+    return contents
+
+
+def _resolve_and_write(plan: Plan, resolver: Resolver | None, contents: dict[str, bytes], settings: Settings,
+                       report: Report, progress: Progress | None, total: int) -> None:
+    """Resolve, write each file as soon as its references are in, and record every file's findings in file order."""
     results: dict[str, FileResult] = {}
     writes: dict[str, Future[_Written]] = {}
     writer: ThreadPoolExecutor | None = None  # started with the first file to write: --check never needs it
     try:
-        for result in resolve_plan(plan, resolver, options):
+        for result in resolve_plan(plan, resolver, settings.options):
             results[result.path] = result
-            if progress is not None and work:
-                progress(result.resolved, len(work))
+            if progress is not None and total:
+                progress(result.resolved, total)
             edits = result.edits
             if edits:
                 if writer is None:
@@ -139,7 +154,6 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
     finally:
         if writer is not None:
             writer.shutdown(wait=True, cancel_futures=True)
-    return report
 
 
 class _Early:

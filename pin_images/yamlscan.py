@@ -93,7 +93,7 @@ class Stream:
             return self._skipped(node, where, value, "holds a template expression; not pinned")
         span = scalar_span(self.text, node)
         if span is None:
-            if not self.exact_marks and (node.style or "") not in ("|", ">"):
+            if not self.exact_marks and not _explained(self.text, node):
                 raise _Retry
             return self._skipped(node, where, value, _why_not_exact(self.text, node) + "; not pinned")
         start, end = span[0] + len(prefix), span[1]
@@ -148,6 +148,13 @@ def scalar_span(text: str, node: Node) -> tuple[int, int] | None:
     if before and (before[0] not in "&!" or before[-1] not in " \t\r\n"):
         return None
     return start, end
+
+
+def _explained(text: str, node: Node) -> bool:
+    """True when the text between a scalar's marks shows why its value is not written verbatim (a block scalar,
+    an escape, a doubled quote, a line break), so libyaml's marks need no second opinion."""
+    raw = text[node.start_mark.index : node.end_mark.index]
+    return (node.style or "") in ("|", ">") or any(c in raw for c in ("\\", "''", "\n", "\r"))
 
 
 def _why_not_exact(text: str, node: Node) -> str:

@@ -434,3 +434,39 @@ def test_pin_style_and_pin_syntax_come_from_the_configuration(tmp_path, resolver
     f.write_bytes(b"FROM alpine:3.20\n")
     assert main(["--pin-style", "tag", "Dockerfile"]) == 1  # the command line wins
     assert f.read_bytes() == f"FROM alpine:3.20@{ALPINE}\n".encode()
+
+
+def test_pin_syntax_pins_the_frontend_only_when_asked(tmp_path, resolver, capsys):
+    frontend = fake_digest("docker.io/docker/dockerfile:1.7")
+    f = write(tmp_path, "Dockerfile", b"# syntax=docker/dockerfile:1.7\nFROM alpine:3.20\n")
+    assert main([str(f)]) == 1
+    assert f.read_bytes() == f"# syntax=docker/dockerfile:1.7\nFROM alpine:3.20@{ALPINE}\n".encode()
+    assert main(["--check", str(f)]) == 0  # off by default: a file that pins everything else passes
+    assert main(["--check", "--pin-syntax", str(f)]) == 1
+    assert main(["--pin-syntax", "--platform", "linux/arm64", str(f)]) == 1
+    assert f.read_bytes() == f"# syntax=docker/dockerfile:1.7@{frontend}\nFROM alpine:3.20@{ALPINE}\n".encode()
+    # The frontend runs on whatever machine builds: its index digest, whatever --platform says.
+    assert [platform for _, key, platform, _ in resolver.calls if "dockerfile" in key] == [None]
+
+
+def test_a_reference_whose_default_a_build_arg_replaces_is_not_pinned(tmp_path, resolver, capsys):
+    text = b"ARG BASE=python:3.12-slim\nFROM ${BASE}\n"
+    f = write(tmp_path, "Dockerfile", text)
+    for extra in ([], ["--check"]):
+        assert main([*extra, "--build-arg", "BASE=python:3.13", str(f)]) == 0
+        assert f.read_bytes() == text
+        err = capsys.readouterr().err
+        assert f"{f}:2: warning: ${{BASE}} skipped: --build-arg BASE overrides the default" in err
+        assert err.rstrip().endswith("; not pinned")
+    assert resolver.calls == []
+
+
+def test_a_composed_reference_pinned_through_an_arg_default_gets_a_note_with_verbose(tmp_path, resolver, capsys):
+    f = write(tmp_path, "Dockerfile", b"ARG V=3.12\nFROM python:${V}\n")
+    assert main(["-v", str(f)]) == 1
+    assert f.read_bytes() == f"ARG V=3.12\nFROM python:${{V}}@{PY}\n".encode()
+    out = capsys.readouterr().out
+    assert f"{f}:2: note: built from ARG V: a --build-arg that changes it at build time still pulls this digest" in out
+    f.write_bytes(b"ARG V=3.12\nFROM python:${V}\n")
+    assert main([str(f)]) == 1
+    assert "note:" not in capsys.readouterr().out

@@ -520,3 +520,21 @@ def test_workflow_without_containers_is_not_parsed():
         "assert 'yaml' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_values_libyaml_cannot_pin_verbatim_are_not_parsed_twice(monkeypatch):
+    import yaml
+
+    if not hasattr(yaml, "CSafeLoader"):
+        pytest.skip("no libyaml")
+    parsed = []
+
+    class Counting(yaml.SafeLoader):
+        def __init__(self, stream):
+            parsed.append(stream)
+            super().__init__(stream)
+
+    monkeypatch.setattr(yaml, "SafeLoader", Counting)
+    src = 'services:\n  a: {image: "x\\u0031"}\n  b:\n    image: |\n      y:1\n  c:\n    image: x\n      :1\n'
+    assert [u.status for u in scan("compose", src).uses] == [SKIP, SKIP, SKIP]
+    assert parsed == []  # libyaml's marks were enough: the pure-Python parser never ran
