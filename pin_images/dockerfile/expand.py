@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # Go's unicode.IsSpace, which BuildKit uses to trim lines and split words (Python's str.isspace is wider).
 GO_SPACE = frozenset(
@@ -16,8 +17,7 @@ GO_SPACE = frozenset(
 _GO_SPACE_RE = re.compile("[" + re.escape("".join(sorted(GO_SPACE))) + "]+")
 
 
-@dataclass(frozen=True)
-class Deps:
+class Deps(NamedTuple):
     """What an expanded value depends on beyond its own text; the scanner turns it into a status and a note."""
 
     platform: frozenset[str] = frozenset()  # predefined platform ARGs: no value when pinning
@@ -26,11 +26,11 @@ class Deps:
     overridden: frozenset[str] = frozenset()  # ARGs whose default in the file a --build-arg replaced
     broken: frozenset[str] = frozenset()  # why a declaration it depends on could not be expanded
 
-    def __or__(self, other: Deps) -> Deps:
-        return Deps(*(getattr(self, f) | getattr(other, f) for f in _DEPS_FIELDS))
+    def __or__(self, other: object) -> Deps:  # a union of each field, not a tuple concatenation
+        assert isinstance(other, Deps)
+        return Deps(*(a | b for a, b in zip(self, other)))
 
 
-_DEPS_FIELDS = ("platform", "unresolved", "args", "overridden", "broken")
 NO_DEPS = Deps()
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from ..errors import DockerfileError
 from ..uses import FileScan, ImageUse, Note, ScanOptions, Status
@@ -47,8 +47,7 @@ def _unquoted(tok: Token) -> tuple[int, int]:
     return tok.start, tok.end
 
 
-@dataclass(frozen=True)
-class _Tail:
+class _Tail(NamedTuple):
     """The variable a reference ends with: the whole of it (``$BASE``) or its last part (``python:${TAG:-3.12}``)."""
 
     name: str
@@ -98,16 +97,16 @@ def _last_brace(written: str, escape: str) -> int | None:
     return None
 
 
-@dataclass
 class _Stage:
     """What one build stage sees: its ARG/ENV values, and the ARGs it declared itself."""
 
-    env: dict[str, Var] = field(default_factory=dict)
-    declared: set[str] = field(default_factory=set)
+    def __init__(self, env: dict[str, Var] | None = None, declared: set[str] | None = None) -> None:
+        self.env = env if env is not None else {}
+        self.declared = declared if declared is not None else set()
 
 
-@dataclass(frozen=True)
-class _Found:
+# Internal records are NamedTuples, not dataclasses: a dataclass costs the hook's import a millisecond or more each.
+class _Found(NamedTuple):
     """A reference as an instruction writes it, before the file-wide choice of where its digest goes."""
 
     keyword: str
@@ -409,9 +408,9 @@ class _Scanner:
         found = _Found(ins.keyword, written, image, platform, status, note, span, built_from=deps.args)
         found = self.place(found, tok, env)
         if found.status is not Status.OK:
-            found = replace(found, image=None)
+            found = found._replace(image=None)
         if skip:
-            found = replace(found, status=Status.IGNORED, note="marked '# pin-images: ignore'")
+            found = found._replace(status=Status.IGNORED, note="marked '# pin-images: ignore'")
         self.found.append(found)
 
     def place(self, found: _Found, tok: Token, env: Mapping[str, Var]) -> _Found:
@@ -424,16 +423,16 @@ class _Scanner:
         if found.status is Status.OK and uses_fallback:
             if tail.fallback is None:
                 note = f"its fallback for ${tail.name} is not plain text, so the digest cannot go inside the braces"
-                return replace(found, status=Status.UNRESOLVED, note=note)
-            return replace(found, span=tail.fallback, built_from=found.built_from - {tail.name})
+                return found._replace(status=Status.UNRESOLVED, note=note)
+            return found._replace(span=tail.fallback, built_from=found.built_from - {tail.name})
         if found.status is Status.OK and tail.op and var is not None and var.from_build_arg:
             note = (
                 f"--build-arg {tail.name} replaces the fallback the file names in "
                 f"${{{tail.name}{tail.op}...}}, and a digest must belong to the image the file names"
             )
-            return replace(found, status=Status.OVERRIDDEN, note=note)
+            return found._replace(status=Status.OVERRIDDEN, note=note)
         if tail.whole and not uses_fallback and var is not None and var.origin is not None and not var.from_build_arg:
-            return replace(found, arg=tail.name, arg_span=var.origin[:2])
+            return found._replace(arg=tail.name, arg_span=var.origin[:2])
         return found
 
     def judge(self, deps: Deps, stage: _Stage | None) -> tuple[Status, str]:

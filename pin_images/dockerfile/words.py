@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .expand import GO_SPACE
 
@@ -54,8 +55,7 @@ class Token:
         return Token(self.value[begin:stop], pos[0], pos[-1] + 1, pos)
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     """An instruction's keyword, flags and arguments; ``sub`` is ONBUILD's trigger."""
 
     keyword: str
@@ -148,7 +148,10 @@ class CommandParser:
         return [], False  # BuildKit's parser keeps unknown instructions without arguments
 
     def _flags(self, lg: Logical, lo: int, hi: int) -> tuple[list[Token], int]:
-        """extractBuilderFlags: leading ``--words`` (quotes removed, backslash escapes), then where args start."""
+        """extractBuilderFlags: leading ``--words`` (quotes removed, backslash escapes), then where args start.
+
+        One state machine, kept whole so that it reads line by line against BuildKit's Go function.
+        """
         s = lg.s
         flags: list[Token] = []
         in_word = in_quote = False
