@@ -114,6 +114,16 @@ def root_relative(path: str, root: str | None = None) -> str:
     return rel.replace(os.sep, "/")
 
 
+def patch_path(path: str) -> str:
+    """The path a patch names for ``path`` (after ``a/`` and ``b/``): relative to the work tree holding the working
+    directory, else to the file's own work tree (a file named by absolute path in another checkout), else as shown."""
+    shown = root_relative(path)
+    if not os.path.isabs(shown) and not shown.startswith("../"):
+        return shown
+    own = work_tree_root(path)
+    return root_relative(path, own) if own is not None else shown
+
+
 @dataclass
 class Discovery:
     """The files to read, each once, in order; and the errors met finding them (one bad path hides nothing else)."""

@@ -226,6 +226,6 @@ def _diff(path: str, old: bytes, new: bytes) -> str:
 
     import difflib  # only --dry-run shows diffs
 
-    name = files.root_relative(path)
+    name = files.patch_path(path)
     out = difflib.unified_diff(lines(old), lines(new), fromfile=f"a/{name}", tofile=f"b/{name}")
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out)

@@ -62,6 +62,17 @@ def test_dry_run_output_is_a_patch_git_apply_takes(repo, resolver, capsys, monke
     assert (repo / "go-service" / "Dockerfile").read_text() == f"FROM golang:1.22@{GO} AS build\nRUN go build\n"
 
 
+def test_dry_run_of_a_file_in_another_checkout_names_it_from_that_root(repo, resolver, capsys, monkeypatch):
+    elsewhere = repo.parent / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["--dry-run", "-q", str(repo / "python-app" / "Dockerfile")]) == 1
+    patch = capsys.readouterr().out
+    assert patch.startswith("--- a/python-app/Dockerfile\n+++ b/python-app/Dockerfile\n")
+    (repo.parent / "p.diff").write_text(patch)
+    assert git(repo, "apply", "--check", str(repo.parent / "p.diff")).returncode == 0
+
+
 def test_dry_run_outside_git_is_relative_to_the_working_directory(tmp_path, resolver, capsys, monkeypatch):
     write(tmp_path / "svc" / "Dockerfile", "FROM python:3.12\n")
     monkeypatch.chdir(tmp_path)
