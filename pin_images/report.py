@@ -63,7 +63,8 @@ def finding_line(f: Finding) -> str:
     name = f.ref.without_digest if f.ref else f.shown
     if f.status in (PINNED, UPDATED):
         old = f.ref.original if f.ref else f.shown
-        return f"{where}: {old} -> {name}@{f.new_digest}" + (f" (warning: {f.message})" if f.warning else "")
+        new = f.pinned_as or f"{name}@{f.new_digest}"
+        return f"{where}: {old} -> {new}" + (f" (warning: {f.message})" if f.warning else "")
     if f.status == UNPINNED:
         # Say why when there is more to say than the status (e.g. the failure that held the file back).
         why = f.message if f.message and f.message != "is not pinned" else None

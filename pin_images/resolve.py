@@ -88,6 +88,7 @@ class Finding:
     edit: Edit | None = None
     column: int = 0
     kind: str = "dockerfile"
+    pinned_as: str | None = None  # the reference as now written, when a pin style rewrote it
 
     @property
     def shown(self) -> str:
@@ -106,10 +107,11 @@ def _finding(
     message: str | None = None,
     warning: bool = False,
     edit: Edit | None = None,
+    pinned_as: str | None = None,
 ) -> Finding:
     """A finding for ``use`` in ``path``, located where the use's reference text is."""
     return Finding(path, use.line, use.written, use.image, status, ref, old_digest, new_digest, message, warning,
-                   edit, use.column, use.kind)
+                   edit, use.column, use.kind, pinned_as)
 
 
 @dataclass(frozen=True)
@@ -344,8 +346,8 @@ def replacement(span_text: str, ref: Reference, digest: str) -> str:
     return f"{span_text}@{digest}"
 
 
-def _styled(p: Pending, digest: str, style: str) -> tuple[str, str | None, bool]:
-    """A new pin's text in ``style``, with the note to give (and whether it is a warning).
+def _styled(p: Pending, digest: str, style: str) -> tuple[str, str | None, bool, bool]:
+    """A new pin's text in ``style``, the note to give, whether it is a warning, and whether the span was rewritten.
 
     ``full`` and ``digest`` rewrite the whole span, which is safe only when the span is the reference itself
     (a literal, an ARG default, a fallback); a reference composed from variables keeps the tag style.
@@ -358,14 +360,14 @@ def _styled(p: Pending, digest: str, style: str) -> tuple[str, str | None, bool]
             whole = None
         if whole is None or (whole.name, whole.tag) != (ref.name, ref.tag):
             note = f"composed from variables, so pinned in tag style, not {style}"
-            return replacement(p.span_text, ref, digest), note, False
+            return replacement(p.span_text, ref, digest), note, False, False
         if style == "full":
-            return f"{ref.name}:{ref.tag_or_default}@{digest}", None, False
-        return f"{ref.name}@{digest}", "pinned by digest alone: with no tag, --update cannot move it", False
+            return f"{ref.name}:{ref.tag_or_default}@{digest}", None, False, True
+        return f"{ref.name}@{digest}", "pinned by digest alone: with no tag, --update cannot move it", False, True
     if ref.tag is None:
         hint = f"no tag: pinned latest; write `{ref.original}:latest` to keep it updatable"
-        return replacement(p.span_text, ref, digest), hint, True
-    return replacement(p.span_text, ref, digest), None, False
+        return replacement(p.span_text, ref, digest), hint, True, False
+    return replacement(p.span_text, ref, digest), None, False, False
 
 
 def finish(plan: Plan, path: str, answers: Mapping[Target, Answer], options: Options) -> list[Finding]:
@@ -390,10 +392,10 @@ def _answered(p: Pending, answer: Answer, options: Options) -> Finding:
         return _finding(p.path, p.use, ERROR, ref=p.ref, old_digest=p.ref.digest, message=str(answer))
     new = answer.digest
     if p.ref.digest is None:
-        text, note, warning = _styled(p, new, options.pin_style)
+        text, note, warning, rewritten = _styled(p, new, options.pin_style)
         message = "; ".join(n for n in (p.use.note, note) if n) or None
         return _finding(p.path, p.use, PINNED, ref=p.ref, new_digest=new, edit=Edit(p.use.start, p.use.end, text),
-                        message=message, warning=warning)
+                        message=message, warning=warning, pinned_as=text if rewritten else None)
     if p.ref.digest == new:
         return _finding(p.path, p.use, UP_TO_DATE, ref=p.ref, old_digest=new, new_digest=new)
     if options.check:

@@ -418,6 +418,9 @@ def test_pin_styles(tmp_path, resolver, capsys, style, expected):
     text = expected.format(py=PY, alpine=ALPINE, app=app)
     assert f.read_bytes() == text.replace("\nFROM $BASE", "\nARG REG=r.example\nFROM $BASE").encode()
     out = capsys.readouterr().out
+    shown = {"tag": f"alpine:3.20@{ALPINE}", "full": f"docker.io/library/alpine:3.20@{ALPINE}",
+             "digest": f"docker.io/library/alpine@{ALPINE}"}[style]
+    assert f"{f}:4: alpine:3.20 -> {shown}\n" in out  # what the file now says
     if style != "tag":
         [note] = [line for line in out.splitlines() if line.startswith(f"{f}:5: note: ")]
         assert f"composed from variables, so pinned in tag style, not {style}" in note
