@@ -72,8 +72,8 @@ def _use(text: str, key_at: int, start: int, end: int) -> ImageUse:
     elif "$" in raw:
         note = "holds a variable; not pinned"
     else:
-        return ImageUse(line, "image", raw, raw, None, start + 1, end - 1, line, column=column, kind=KIND)
-    return ImageUse(line, "image", raw, None, None, start + 1, start + 1, line, status=SKIP, note=note,
+        return ImageUse(line, "image", raw, raw, None, start + 1, end - 1, column=column, kind=KIND)
+    return ImageUse(line, "image", raw, None, None, start + 1, start + 1, status=SKIP, note=note,
                     column=column, kind=KIND)  # fmt: skip
 
 

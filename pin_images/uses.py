@@ -45,8 +45,8 @@ class ImageUse:
 
     ``start``/``end`` are the character offsets of the edit span; ``line``/``column`` (1-based, in characters)
     locate its start, the text a pin changes. For an ARG-default pin (``ARG BASE=python:3.12`` for ``FROM $BASE``)
-    that is the default on the ARG's line, where the digest goes, not the instruction that uses it;
-    ``edit_line`` is always ``line``. ``platform`` is the instruction's ``--platform`` value when it is literal
+    that is the default on the ARG's line, where the digest goes, not the instruction that uses it.
+    ``platform`` is the instruction's ``--platform`` value when it is literal
     after ARG expansion (``linux/arm64``), None when there is none or it comes from ``$BUILDPLATFORM``,
     ``$TARGETPLATFORM`` or another platform ARG (known only at build time).
     """
@@ -58,8 +58,6 @@ class ImageUse:
     platform: str | None
     start: int
     end: int
-    edit_line: int
-    arg: str | None = None
     status: Status = Status.OK
     note: str = ""
     column: int = 0

@@ -70,7 +70,7 @@ class Stream:
         start = node.start_mark.index
         line, col = self.line_col(start)
         self.uses[id(node)] = ImageUse(
-            line, where, str(node.value), None, None, start, start, line, status=SKIP, note=note, column=col,
+            line, where, str(node.value), None, None, start, start, status=SKIP, note=note, column=col,
             kind=self.kind,
         )  # fmt: skip
 
@@ -98,12 +98,12 @@ class Stream:
             return self._skipped(node, where, value, _why_not_exact(self.text, node) + "; not pinned")
         start, end = span[0] + len(prefix), span[1]
         line, col = self.line_col(start)
-        return ImageUse(line, where, value, image, platform, start, end, line, column=col, kind=self.kind)
+        return ImageUse(line, where, value, image, platform, start, end, column=col, kind=self.kind)
 
     def _skipped(self, node: Node, where: str, value: str, note: str) -> ImageUse:
         start = node.start_mark.index
         line, col = self.line_col(start)
-        return ImageUse(line, where, value, None, None, start, start, line, status=SKIP, note=note, column=col,
+        return ImageUse(line, where, value, None, None, start, start, status=SKIP, note=note, column=col,
                         kind=self.kind)  # fmt: skip
 
     def result(self) -> FileScan:

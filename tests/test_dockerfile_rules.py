@@ -83,7 +83,6 @@ POSITIONS = [
 @pytest.mark.parametrize(("src", "expected"), POSITIONS)
 def test_line_and_column_locate_the_reference(src: str, expected: list[tuple[int, int, str]]) -> None:
     assert where(src) == expected
-    assert all(u.edit_line == u.line for u in uses(src))
 
 
 def test_a_flag_value_that_is_not_a_reference_keeps_its_line() -> None:

@@ -39,7 +39,7 @@ def use_in(text: str, written: str, *, status: Status = Status.OK, image: str | 
     """An ImageUse for the first occurrence of ``written`` in ``text``, as a scanner would report it."""
     start = text.index(written)
     return ImageUse(line=line, instruction="FROM", written=written, image=written if image == "" else image,
-                    platform=None, start=start, end=start + len(written), edit_line=line, status=status, note=note,
+                    platform=None, start=start, end=start + len(written), status=status, note=note,
                     column=start + 1)
 
 

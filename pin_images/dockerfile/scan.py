@@ -218,7 +218,7 @@ class _Scanner:
         """The ``# syntax=`` frontend image as a use of its own."""
         value = self.text[start:end]
         line, column = self.position(start)
-        return ImageUse(line, "syntax", value, value, None, start, end, line, column=column)
+        return ImageUse(line, "syntax", value, value, None, start, end, column=column)
 
     def enter_stage(self, ins: Instruction, earlier: dict[str, _Stage], skip: bool) -> _Stage:
         """FROM: the image it names, then a new stage that starts from its base stage's ARGs and ENVs."""
@@ -502,7 +502,7 @@ class _Scanner:
                 note = f"built from ARG {names}: a --build-arg that changes it at build time still pulls this digest"
             line, column = self.position(start)
             uses.append(
-                ImageUse(line, f.keyword, f.written, f.image, f.platform, start, end, line, arg, f.status, note, column)
+                ImageUse(line, f.keyword, f.written, f.image, f.platform, start, end, f.status, note, column)
             )
         return uses
 
