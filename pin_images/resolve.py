@@ -60,6 +60,9 @@ class Resolver(Protocol):
     def prefetch(self, refs: Sequence[Reference]) -> None:
         """Learn each registry's challenge and fetch tokens for many repositories at once; only an optimisation."""
 
+    def close(self) -> None:
+        """Release connections; the run calls it once, when it is done with the resolver it built."""
+
 
 @dataclass(frozen=True)
 class Options:

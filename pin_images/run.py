@@ -83,9 +83,13 @@ def run(settings: Settings, connect: Callable[[], Resolver], progress: Progress 
     contents = _scan(settings, report, plan, early)
     work = plan.targets()
     resolver = early.resolver() if work else None
-    if resolver is not None:
-        resolver.prefetch(list(work.values()))
-    _resolve_and_write(plan, resolver, contents, settings, report, progress, len(work))
+    try:
+        if resolver is not None:
+            resolver.prefetch(list(work.values()))
+        _resolve_and_write(plan, resolver, contents, settings, report, progress, len(work))
+    finally:
+        if resolver is not None:
+            resolver.close()  # pooled connections (and their sockets) go now, not whenever the process ends
     return report
 
 

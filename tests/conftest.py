@@ -25,6 +25,7 @@ class FakeResolver:
         self.digests: dict[str, str] = {}
         self.errors: dict[str, RegistryError] = {}
         self.calls: list[tuple[str, str, object, object]] = []
+        self.closed = False
         self._lock = threading.Lock()
 
     def digest_for(self, key: str) -> str:
@@ -46,6 +47,9 @@ class FakeResolver:
 
     def prefetch(self, refs):
         """Nothing to learn ahead: answers are immediate."""
+
+    def close(self):
+        self.closed = True
 
 
 @pytest.fixture

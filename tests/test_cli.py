@@ -150,6 +150,14 @@ def test_a_file_with_a_failed_reference_is_left_untouched_others_written(tmp_pat
     assert len(err.strip().splitlines()) == 1
 
 
+def test_the_registry_client_is_closed_when_the_run_ends(tmp_path, resolver):
+    # The run builds the client, so the run releases its pooled connections, also after a failed reference.
+    resolver.errors["docker.io/library/python:3.99"] = NotFoundError("tag 3.99 not found", "registry-1.docker.io")
+    write(tmp_path, "Dockerfile", b"FROM alpine:3.20\nFROM python:3.99\n")
+    assert main([str(tmp_path)]) == 2
+    assert resolver.closed
+
+
 def test_each_unique_reference_is_resolved_once(tmp_path, resolver):
     for i in range(5):
         write(tmp_path, f"s{i}/Dockerfile", b"FROM python:3.12\nFROM docker.io/library/python:3.12 AS x\n")
