@@ -419,7 +419,13 @@ def test_deep_nesting_is_a_quick_error_not_a_crash(src, libyaml, monkeypatch):
         scan("compose", src, "compose.yaml")
     message = str(err.value)
     assert message.startswith("compose.yaml:")
-    assert message.endswith(": not a valid Compose file: nested more than 500 levels deep")
+    assert "\n" not in message
+    # Our own cap of 500 levels, or, for flow collections, the nesting limit that newer libyaml builds (PyYAML
+    # 6.0.4's wheels) enforce before it: either way one line, quickly, and the process lives.
+    assert message.endswith(
+        (": not a valid Compose file: nested more than 500 levels deep",
+         ": not a valid Compose file: while increasing flow level exceeded maximum nesting depth")
+    )
 
 
 def test_alias_bomb_is_linear():
