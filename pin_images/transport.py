@@ -321,12 +321,7 @@ class Transport:
                 if late.final:
                     raise self.deadline_error(host, "no answer") from None
                 failure = "timed out waiting for a response"
-                if attempt == self._tries:
-                    raise Unreachable(
-                        f"cannot reach {host}: {failure} (after {attempt} tries)", host
-                    ) from None
-                self._count("retries")
-                self._pause(host, self._backoff(attempt), failure)
+                self._retry_failure(host, attempt, failure)
                 continue
             except requests.exceptions.SSLError:
                 raise Unreachable(self._tls_message(host), host) from None
@@ -335,12 +330,7 @@ class Transport:
                 if failure == "host name lookup failed":
                     # A name that does not resolve now will not resolve in half a second: an offline laptop.
                     raise Unreachable(f"cannot reach {host}: {failure}", host) from None
-                if attempt == self._tries:
-                    raise Unreachable(
-                        f"cannot reach {host}: {failure} (after {attempt} tries)", host
-                    ) from None
-                self._count("retries")
-                self._pause(host, self._backoff(attempt), failure)
+                self._retry_failure(host, attempt, failure)
                 continue
             except requests.exceptions.RequestException as exc:
                 raise RegistryConnectionError(f"cannot reach {host}: {describe_exception(exc)}", host) from None
@@ -350,6 +340,13 @@ class Transport:
             if not self._retry_status(resp, host, attempt):
                 return resp
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _retry_failure(self, host: str, attempt: int, failure: str) -> None:
+        """After a failed attempt: raise once the tries are spent, else pause before the next one."""
+        if attempt == self._tries:
+            raise Unreachable(f"cannot reach {host}: {failure} (after {attempt} tries)", host) from None
+        self._count("retries")
+        self._pause(host, self._backoff(attempt), failure)
 
     def _retry_status(self, resp: Response, host: str, attempt: int) -> bool:
         """False for an answer to return; True after waiting to try again (5xx, 429); raises after the last try."""
