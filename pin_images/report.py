@@ -56,7 +56,12 @@ def _plural(n: int, word: str) -> str:
 
 
 def finding_line(f: Finding) -> str:
-    """One line for one finding, starting with ``path:line:``."""
+    """One line for one finding, starting with ``path:line:``; an ARG-default reference also says where it is used."""
+    line = _finding_text(f)
+    return f"{line} ({f.via})" if f.via else line
+
+
+def _finding_text(f: Finding) -> str:
     where = f"{f.path}:{f.line}"
     if f.written == FILE_NOTE:
         return f"{where}: {'warning' if f.warning else 'note'}: {f.message}"

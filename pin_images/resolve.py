@@ -92,6 +92,7 @@ class Finding:
     column: int = 0
     kind: str = "dockerfile"
     pinned_as: str | None = None  # the reference as now written, when a pin style rewrote it
+    via: str = ""  # where the reference is used when its text lies elsewhere (an ARG default)
 
     @property
     def shown(self) -> str:
@@ -114,7 +115,7 @@ def _finding(
 ) -> Finding:
     """A finding for ``use`` in ``path``, located where the use's reference text is."""
     return Finding(path, use.line, use.written, use.image, status, ref, old_digest, new_digest, message, warning,
-                   edit, use.column, use.kind, pinned_as)
+                   edit, use.column, use.kind, pinned_as, use.via)
 
 
 @dataclass(frozen=True)

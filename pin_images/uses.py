@@ -62,6 +62,9 @@ class ImageUse:
     note: str = ""
     column: int = 0
     kind: str = "dockerfile"
+    # Where the reference is used when its text (and pin) lies elsewhere, e.g. "ARG BASE, used by FROM on line 4":
+    # two FROMs sharing one ARG default would otherwise print the same line twice with nothing to tell them apart.
+    via: str = ""
 
 
 @dataclass(frozen=True)

@@ -179,6 +179,16 @@ def test_single_arg_reference_pins_the_arg_default(tmp_path, resolver):
     assert f.read_bytes() == f'ARG BASE="python:3.12@{PY}"\nFROM ${{BASE}}\nFROM $BASE AS two\n'.encode()
 
 
+def test_uses_of_one_arg_default_say_which_instruction_each_is(tmp_path, no_network, capsys):
+    # Both references are located on the ARG's line, where the digest goes; each line also names its own FROM.
+    f = write(tmp_path, "Dockerfile", b"ARG BASE=python:3.12\n\nFROM ${BASE} AS deps\nRUN true\nFROM $BASE\n")
+    assert main(["--check", str(f)]) == 1
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        f"{f}:1: python:3.12 is not pinned (ARG BASE, used by FROM on line 3)",
+        f"{f}:1: python:3.12 is not pinned (ARG BASE, used by FROM on line 5)",
+    ]
+
+
 def test_composed_reference_gets_the_digest_after_the_text(tmp_path, resolver):
     f = write(tmp_path, "Dockerfile", b"ARG V=3.12\nFROM python:${V}\n")
     assert main([str(f)]) == 1

@@ -501,8 +501,9 @@ class _Scanner:
                 names = ", ".join(sorted(built_from))
                 note = f"built from ARG {names}: a --build-arg that changes it at build time still pulls this digest"
             line, column = self.position(start)
+            via = f"ARG {arg}, used by {f.keyword} on line {self.position(f.span[0])[0]}" if arg is not None else ""
             uses.append(
-                ImageUse(line, f.keyword, f.written, f.image, f.platform, start, end, f.status, note, column)
+                ImageUse(line, f.keyword, f.written, f.image, f.platform, start, end, f.status, note, column, via=via)
             )
         return uses
 

@@ -111,7 +111,7 @@ def test_multi_stage_file_through_mirrors_changes_only_the_digests(
     # Each reference is reported on the line that gets its digest: the ARG default on line 2 (used on line 9),
     # the continued FROM's image on line 4.
     assert out.out.splitlines() == [
-        f"{f}:2: {local} -> {local}@{digests['local']}",
+        f"{f}:2: {local} -> {local}@{digests['local']} (ARG BASE, used by FROM on line 9)",
         f"{f}:4: python:3.12 -> python:3.12@{digests['python']}",
         f"{f}:6: ghcr.io/owner/x:1 -> ghcr.io/owner/x:1@{digests['ghcr']}",
         f"{f}:7: library/alpine:3.20 -> library/alpine:3.20@{digests['alpine']}",
