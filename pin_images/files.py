@@ -155,14 +155,6 @@ def discover(paths: Sequence[str], excludes: Sequence[str] = (), only: Collectio
     return found
 
 
-def find_dockerfiles(paths: Sequence[str], excludes: Sequence[str] = ()) -> Iterator[str]:
-    """Yield the Dockerfiles ``discover`` finds (and named files); the first error met is raised instead."""
-    found = discover(paths, excludes, only=("dockerfile",))
-    if found.errors:
-        raise found.errors[0]
-    yield from found.paths
-
-
 def _add_once(paths: list[str], by_file: dict[object, int], path: str) -> None:
     try:
         st = os.stat(path)

@@ -17,7 +17,6 @@ from pin_images.files import (
     digest_bytes,
     discover,
     display_path,
-    find_dockerfiles,
     is_dockerfile_name,
     is_excluded,
     replace_file,
@@ -107,27 +106,30 @@ def test_walk_finds_dockerfiles_sorted_skips_git_and_excludes(tmp_path):
                 "a/README.md", "a/Dockerfile.md"]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("FROM x\n")
-    found = [os.path.relpath(p, tmp_path) for p in find_dockerfiles([str(tmp_path)], ["c"])]
+    found = [os.path.relpath(p, tmp_path) for p in discover([str(tmp_path)], ["c"], only=("dockerfile",)).paths]
     assert found == ["a/Containerfile", "a/x.dockerfile", "b/Dockerfile"]
 
 
 def test_explicit_file_is_taken_whatever_its_name(tmp_path):
     f = tmp_path / "base.txt"
     f.write_text("FROM x\n")
-    assert list(find_dockerfiles([str(f)])) == [str(f)]
+    assert discover([str(f)], only=("dockerfile",)).paths == [str(f)]
 
 
 def test_walk_survives_a_symlink_loop(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "Dockerfile").write_text("FROM x\n")
     os.symlink(tmp_path / "d", tmp_path / "d" / "loop")
-    assert [os.path.relpath(p, tmp_path) for p in find_dockerfiles([str(tmp_path)])] == ["d/Dockerfile"]
+    assert [os.path.relpath(p, tmp_path) for p in discover([str(tmp_path)]).paths] == ["d/Dockerfile"]
 
 
 def test_missing_path_is_a_one_line_error(tmp_path):
-    with pytest.raises(DockerfileError, match="no such file or directory") as info:
-        list(find_dockerfiles([str(tmp_path / "nope")]))
-    assert str(tmp_path / "nope") in str(info.value)
+    found = discover([str(tmp_path / "nope")])
+    assert found.paths == []
+    [error] = found.errors
+    assert isinstance(error, DockerfileError)
+    assert "no such file or directory" in str(error)
+    assert str(tmp_path / "nope") in str(error)
 
 
 def test_replace_keeps_mode_and_leaves_no_temp_files(tmp_path):
@@ -391,11 +393,11 @@ def test_replace_refuses_output_larger_than_what_it_can_read_back(tmp_path):
     assert f.read_bytes() == old
 
 
-def test_discover_finds_every_kind_and_find_dockerfiles_only_dockerfiles(tmp_path, monkeypatch):
+def test_discover_finds_every_kind_and_only_the_kinds_asked_for(tmp_path, monkeypatch):
     touch(tmp_path, "Dockerfile", "compose.yaml", "notes.txt")
     monkeypatch.chdir(tmp_path)
     assert discover(["."]).paths == ["Dockerfile", "compose.yaml"]
-    assert list(find_dockerfiles(["."])) == ["Dockerfile"]
+    assert discover(["."], only=("dockerfile",)).paths == ["Dockerfile"]
 
 
 def test_replace_keeps_extended_attributes(tmp_path):
