@@ -1,4 +1,5 @@
-"""Fault injection without a server (issue 6, guarantees 2, 3 and 4): `responses` registries and monkeypatched I/O.
+"""Fault injection without a server: `responses` registries and monkeypatched I/O; a fault never writes a wrong
+digest, never damages a file and never leaks a secret.
 
 Three parts: the client under faults (retries counted, waits injected), ``main()`` over `responses` with seeded
 credentials scanned out of every output, and ``main()`` with writes failing or files changing under it.

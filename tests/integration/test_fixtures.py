@@ -223,7 +223,7 @@ def test_repointing_a_tag_changes_its_digest(registry: RegistryServer) -> None:
     assert head(registry, "moving/app", first.digest).status_code == 200  # the old index stays pullable by digest
 
 
-# -- Facts about distribution 2.8 that the client's Accept header depends on (see issue 3, "Protocol") ------------
+# -- Facts about distribution 2.8 that the client's Accept header depends on ----------------------------------------
 def test_docker_list_without_list_accept_answers_the_linux_amd64_child(registry: RegistryServer) -> None:
     image = seed_image(registry.url, "facts/list", "v1", kind="docker-list",
                        platforms=("linux/arm64/v8", "linux/amd64", "linux/arm/v7"))

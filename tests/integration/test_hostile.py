@@ -1,4 +1,5 @@
-"""Guarantees 3, 4 and 6 of issue 6 through ``main()``: hostile or broken registries on loopback, secrets, concurrency.
+"""Hostile or broken registries on loopback through ``main()``: nothing wrong is written, no secret leaks, no hang,
+and concurrent runs stay safe.
 
 Every run has two files: ``bad/Dockerfile`` names the misbehaving registry, ``good/Dockerfile`` a well-behaved one.
 Each fault must give exit 2, one clear error line for the bad file, the bad file untouched, the good file pinned, no

@@ -1,4 +1,5 @@
-"""Requests pin-images sends to a real registry, counted by a proxy in front of it (issue 5's request targets).
+"""Requests pin-images sends to a real registry, counted by a proxy in front of it: one request per unique
+reference, one challenge per registry, one token per 50 repositories.
 
 Counts are exact: one run resolves each unique reference once, learns a registry's challenge once (one ``GET /v2/``),
 asks for every repository's scope in one token request, and ``--check`` without ``--update`` sends nothing.
