@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .manifest import Platform
     from .preconnect import Warmup
     from .registry import RegistryClient
+    from .wire import Wire
 
 __all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "build_parser", "main", "make_resolver"]
 
@@ -205,14 +206,29 @@ def make_resolver(settings: Settings, env: dict[str, str]) -> Resolver:
     return _registry_client(settings, env)
 
 
+def make_wire(env: dict[str, str]) -> Wire:
+    """The standard library's HTTP, unless a proxy variable is set: then requests, which honours them all (tests
+    that mock requests with `responses` replace this function)."""
+    from .preconnect import proxy_configured
+
+    if proxy_configured(env):
+        from .requests_wire import RequestsWire
+
+        return RequestsWire()
+    from .stdlib_wire import StdlibWire
+
+    return StdlibWire(env)
+
+
 def _registry_client(settings: Settings, env: dict[str, str]) -> RegistryClient:
-    """The registry client; imported here so that --check never loads requests or google-auth."""
+    """The registry client; imported here so that --check never loads the HTTP code or google-auth."""
     from .credentials import default_keychain
     from .registry import RegistryClient
 
     ca_dirs, ca_bundle = _ca_sources(env)
     return RegistryClient(
         default_keychain(env),
+        wire=make_wire(env),
         mirrors=settings.mirrors,
         timeout=(min(10.0, settings.timeout), settings.timeout),
         ca_dirs=ca_dirs,
