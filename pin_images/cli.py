@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, Callable
+from typing import IO, TYPE_CHECKING, Callable, NoReturn
 
 from . import __version__
 from .config import FileConfig, find_config, load_config, parse_build_args, registry_key
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from .registry import RegistryClient
     from .wire import Wire
 
-__all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "build_parser", "main", "make_resolver"]
+__all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "build_parser", "entry", "main", "make_resolver"]
 
 CA_DIRS = ("/etc/docker/certs.d", "/etc/containers/certs.d", "~/.docker/certs.d", "~/.config/containers/certs.d")
 
@@ -345,3 +346,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     _to_stdout(lambda: write_report(report, settings.fmt, sys.stdout, sys.stderr, quiet=settings.quiet,
                                     verbose=settings.verbose, color=color))
     return exit_code(report)
+
+
+def entry() -> NoReturn:
+    """The console script and ``python -m pin_images``: main(), then a quick exit. Everything the run wrote is on
+    disk by then (files are fsync'd and renamed), and the output is flushed here; tearing the interpreter down
+    module by module would add 30 to 60 ms to every hook run for nothing."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        # A reader that went away (| head) or a closed stream: nothing more to show.
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)

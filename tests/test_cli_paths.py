@@ -239,3 +239,20 @@ def test_ignore_image_matches_every_spelling_through_main(tmp_path, no_network, 
         assert capsys.readouterr().out == "2 references skipped (1 file scanned)\n"
     assert main(["--check", "--ignore-image", "alpine:3.*", str(f)]) == 1  # the second one has no tag
     assert capsys.readouterr().out.startswith(f"{f}:2: index.docker.io/library/alpine is not pinned")
+
+
+@pytest.mark.parametrize("to", ["pipe", "file"])
+def test_the_command_ends_with_all_its_output_written(tmp_path, to):
+    # The command exits without tearing the interpreter down: whatever it printed must still arrive whole.
+    write(tmp_path / "Dockerfile", "FROM python:3.12\n" * 3000)
+    args = [sys.executable, "-m", "pin_images", "--check", "--no-config", "--format", "json", "Dockerfile"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if to == "pipe":
+        done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, timeout=120)
+        out = done.stdout
+    else:
+        with open(tmp_path / "out.json", "wb") as sink:
+            done = subprocess.run(args, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.PIPE, timeout=120)
+        out = (tmp_path / "out.json").read_bytes()
+    assert done.returncode == 1
+    assert len(json.loads(out)["references"]) == 3000
