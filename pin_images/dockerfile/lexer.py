@@ -66,20 +66,19 @@ class Lexer:
         self.path = path
         self.syntax: tuple[int, int] | None = None
         self.comments: list[tuple[int, int, int]] = []
-        self._set_escape("\\")
+        self.escape = "\\"
         self.lines: list[tuple[int, int]] = []
         pos = 0
-        while pos < len(text):
-            nl = text.find("\n", pos)
-            end = len(text) if nl < 0 else nl + 1
+        for part in text.split("\n"):
+            end = pos + len(part) + 1
             self.lines.append((pos, end))
             pos = end
+        # The piece after the last newline: a line without one, or nothing at all.
+        last_start, _ = self.lines.pop()
+        if last_start < len(text):
+            self.lines.append((last_start, len(text)))
         self._next = 0  # the next physical line to read
-
-    def _set_escape(self, esc: str) -> None:
-        self.escape = esc
-        e = re.escape(esc)
-        self.continuation = re.compile(rf"([^{e}]){e}[ \t]*\Z|^{e}[ \t]*\Z")
+        self._parser = CommandParser(self.escape)
 
     def error(self, cause: str, line: int) -> DockerfileError:
         return DockerfileError(cause, self.path, line)
@@ -92,12 +91,19 @@ class Lexer:
         return start, end
 
     def _trim_continuation(self, start: int, end: int) -> tuple[int, bool]:
-        """Returns (end of the kept text, whether the logical line ends here)."""
-        # Search a slice: with a start position, `^` would not match there.
-        m = self.continuation.search(self.text[start:end])
-        if m is None:
+        """Returns (end of the kept text, whether the logical line ends here).
+
+        BuildKit's ``([^\\])\\[ \t]*$|^\\[ \t]*$`` (for the file's escape character), by hand: the escape is the
+        last character before trailing blanks and is not itself escaped. A regex search here cost a slice per line.
+        """
+        text = self.text
+        k = end
+        while k > start and text[k - 1] in " \t":
+            k -= 1
+        esc = self.escape
+        if k == start or text[k - 1] != esc or (k - 1 > start and text[k - 2] == esc):
             return end, True
-        return start + (m.start(1) + 1 if m.group(1) is not None else m.start()), False
+        return k - 1, False
 
     def run(self) -> list[Instruction]:
         """Every instruction, in file order."""
@@ -138,6 +144,8 @@ class Lexer:
         kept, eol = self._trim_continuation(lo, end)
         if eol and kept == lo:
             return None
+        if eol:
+            return Logical(text[lo:kept], range(lo, kept))  # one physical line (nearly every instruction)
         chars = [text[lo:kept]]
         pos = list(range(lo, kept))
         while not eol and self._next < len(self.lines):
@@ -152,11 +160,13 @@ class Lexer:
             kept, eol = self._trim_continuation(cstart, cend)
             chars.append(text[cstart:kept])
             pos.extend(range(cstart, kept))
-        return Logical("".join(chars), pos)
+        return Logical("".join(chars), tuple(pos))
 
     def _command(self, logical: Logical, line: int) -> Command:
         try:
-            return CommandParser(self.escape).parse(logical, 0, len(logical.s))
+            if self._parser.escape != self.escape:
+                self._parser = CommandParser(self.escape)
+            return self._parser.parse(logical, 0, len(logical.s))
         except CommandError as exc:
             raise self.error(str(exc), line) from None
         except RecursionError:  # ONBUILD ONBUILD ... hundreds deep (BuildKit refuses even two)
@@ -205,7 +215,7 @@ class Lexer:
             value = m.group(2)
             if value not in ("`", "\\"):
                 raise self.error(f"invalid escape token '{value}' does not match ` or \\", line)
-            self._set_escape(value)
+            self.escape = value
         return False
 
     def _heredocs(self, line: str, lineno: int) -> list[tuple[str, int, bool]]:

@@ -151,25 +151,28 @@ class _Scanner:
     def error(self, cause: str, ins: Instruction) -> DockerfileError:
         return DockerfileError(cause, self.path, ins.start_line)
 
-    def expand(self, word: str, env: Mapping[str, Var]) -> Shell:
-        """The word expanded in ``env``; raises ShellError where BuildKit would fail."""
+    def expand(self, word: str, env: Mapping[str, Var]) -> tuple[str, Deps]:
+        """The word expanded in ``env`` and what it depends on; raises ShellError where BuildKit would fail."""
+        if "$" not in word and "'" not in word and '"' not in word and self.escape not in word:
+            return word, NO_DEPS  # nothing to expand (most references): no Shell to build
         sh = Shell(self.escape, env)
-        sh.result, _ = sh.process(word)
-        return sh
+        result, _ = sh.process(word)
+        return result, sh.collected()
 
     def run(self) -> FileScan:
         if not self.instrs:
             # BuildKit refuses such a file; here it is only worth a mention (with -v): an empty file pins nothing.
             self.notes.append(Note(1, "file with no instructions", warning=False))
         ignored = self.pragmas()
-        for ins in self.instrs:
+        names: dict[int, str | None] = {}  # each FROM's stage name, by instruction index (all checked first)
+        for i, ins in enumerate(self.instrs):
             if ins.keyword == "FROM":
-                name = self.from_stage_name(ins)
+                name = names[i] = self.from_stage_name(ins)
                 if name:
                     self.stages.add(name)
         earlier: dict[str, _Stage] = {}
         stage: _Stage | None = None
-        for ins in self.instrs:
+        for i, ins in enumerate(self.instrs):
             kw = ins.keyword
             if kw not in KNOWN_INSTRUCTIONS:
                 if self.lexer.syntax is not None:
@@ -177,7 +180,7 @@ class _Scanner:
                 raise self.error(f"unknown instruction: {kw}", ins)
             skip = ins.start_line - 1 in ignored
             if kw == "FROM":
-                stage = self.enter_stage(ins, earlier, skip)
+                stage = self.enter_stage(ins, names[i], earlier, skip)
             elif kw == "ARG":
                 self.declare(ins, stage)
             elif stage is None:
@@ -220,12 +223,12 @@ class _Scanner:
         line, column = self.position(start)
         return ImageUse(line, "syntax", value, value, None, start, end, column=column)
 
-    def enter_stage(self, ins: Instruction, earlier: dict[str, _Stage], skip: bool) -> _Stage:
-        """FROM: the image it names, then a new stage that starts from its base stage's ARGs and ENVs."""
+    def enter_stage(self, ins: Instruction, name: str | None, earlier: dict[str, _Stage], skip: bool) -> _Stage:
+        """FROM: the image it names, then a new stage (``name``, if any) that starts from its base stage's ARGs and
+        ENVs."""
         self.scan_from(ins, earlier.keys(), skip)
-        name = self.from_stage_name(ins)
         try:
-            base = self.expand(ins.args[0], self.global_env).result.lower()
+            base = self.expand(ins.args[0], self.global_env)[0].lower()
         except ShellError:
             base = ""
         parent = earlier.get(base)
@@ -275,12 +278,12 @@ class _Scanner:
             start, end = _unquoted(default)
             origin = (start, end, name)
         try:
-            sh = self.expand(default.value if default else "", env)
+            value, deps = self.expand(default.value if default else "", env)
         except ShellError as exc:
             if not report:
                 return Var("", origin, Deps(broken=frozenset({str(exc)})))
             return Var("", origin, self.broken(ins, f"ARG {name}", exc))
-        return Var(sh.result, origin, sh.collected() | Deps(args=frozenset({name})))
+        return Var(value, origin, deps | Deps(args=frozenset({name})))
 
     def broken(self, ins: Instruction, what: str, exc: ShellError) -> Deps:
         """A declaration BuildKit cannot expand: a warning for the file, and a reason for what depends on it."""
@@ -294,11 +297,11 @@ class _Scanner:
         for k in range(0, len(toks) - 1, 2):
             key = toks[k].value
             try:
-                sh = self.expand(toks[k + 1].value, stage.env)
+                value, deps = self.expand(toks[k + 1].value, stage.env)
             except ShellError as exc:
                 values.append((key, Var("", None, self.broken(ins, f"ENV {key}", exc))))
             else:
-                values.append((key, Var(sh.result, None, sh.collected())))
+                values.append((key, Var(value, None, deps)))
         stage.env.update(values)
 
     def scan_from(self, ins: Instruction, stages: Collection[str], skip: bool) -> None:
@@ -315,17 +318,15 @@ class _Scanner:
             if platform_tok is not None:
                 raise self.error("Duplicate flag specified: platform", ins)
             platform_tok = tok.part(len("--platform="))
-        self.from_stage_name(ins)
         platform, problem = None, ""
         if platform_tok is not None:
             try:
-                sh = self.expand(platform_tok.value, self.global_env)
+                value, deps = self.expand(platform_tok.value, self.global_env)
             except ShellError as exc:
                 problem = f"--platform cannot be expanded: {exc}"
             else:
-                deps = sh.collected()
                 literal = not (deps.platform or deps.unresolved or deps.broken or deps.args & PLATFORM_ARGS)
-                platform = sh.result if literal and sh.result else None
+                platform = value if literal and value else None
         self.add_use(ins, ins.arg_tokens[0], None, stages, skip, platform, problem)
 
     def from_stage_name(self, ins: Instruction) -> str | None:
@@ -395,11 +396,10 @@ class _Scanner:
         image: str | None = None
         deps = NO_DEPS
         try:
-            sh = self.expand(written, env)
+            image, deps = self.expand(written, env)
         except ShellError as exc:
             status, note = Status.INVALID, str(exc)
         else:
-            image, deps = sh.result, sh.collected()
             status, note = (Status.INVALID, problem) if problem else self.judge(deps, stage)
         if status in (Status.OK, Status.OVERRIDDEN) and image is not None:
             if image.lower() in stages or image.lower() == "scratch":
@@ -486,8 +486,9 @@ class _Scanner:
         for ins in self.instrs:
             for one in (ins, ins.sub):
                 for tok in (*one.flag_tokens, *one.arg_tokens) if one is not None else ():
-                    for m in _VAR_REF_RE.finditer(tok.value):
-                        refs[m.group(1)] = refs.get(m.group(1), 0) + 1
+                    if "$" in tok.value:
+                        for m in _VAR_REF_RE.finditer(tok.value):
+                            refs[m.group(1)] = refs.get(m.group(1), 0) + 1
         whole: dict[str, int] = {}
         for f in self.found:
             if f.arg is not None:

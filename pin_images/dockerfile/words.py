@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -44,7 +45,8 @@ class Token:
     value: str
     start: int
     end: int
-    positions: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    # A range when the characters are contiguous in the text (nearly always), else a tuple.
+    positions: Sequence[int] = field(default=(), repr=False, compare=False)
 
     def part(self, begin: int, stop: int | None = None) -> Token | None:
         """The sub-token value[begin:stop] with its own span; None when it is empty."""
@@ -66,30 +68,35 @@ class Command(NamedTuple):
 
     @property
     def flags(self) -> tuple[str, ...]:
-        return tuple(t.value for t in self.flag_tokens)
+        return tuple([t.value for t in self.flag_tokens])
 
     @property
     def args(self) -> tuple[str, ...]:
-        return tuple(t.value for t in self.arg_tokens)
+        return tuple([t.value for t in self.arg_tokens])
 
 
 class Logical:
-    """A logical line (continuations joined) and, for each character, its index in the text."""
+    """A logical line (continuations joined) and, for each character, its index in the text.
 
-    def __init__(self, s: str, pos: list[int]) -> None:
+    ``pos`` is a range for a line that is one physical line, so that its tokens' positions are ranges too (slicing
+    a range costs nothing; a tuple of every character's index was most of a token's cost).
+    """
+
+    def __init__(self, s: str, pos: Sequence[int]) -> None:
         self.s = s
         self.pos = pos
 
     def token(self, lo: int, hi: int, idx: list[int] | None = None, value: str | None = None) -> Token:
+        pos = self.pos
         if idx is None or (idx and len(idx) == hi - lo and idx[0] == lo and idx[-1] == hi - 1):
             # A contiguous run (almost every token; idx only ever grows): slice instead of walking it char by char.
             value = self.s[lo:hi] if value is None else value
-            positions = tuple(self.pos[lo:hi])
+            positions = pos[lo:hi]
         else:
-            value = "".join(self.s[i] for i in idx) if value is None else value
-            positions = tuple(self.pos[i] for i in idx)
-        start = self.pos[lo] if lo < len(self.pos) else (self.pos[-1] + 1 if self.pos else 0)
-        end = self.pos[hi - 1] + 1 if hi > lo else start
+            value = "".join([self.s[i] for i in idx]) if value is None else value
+            positions = tuple([pos[i] for i in idx])
+        start = pos[lo] if lo < len(pos) else (pos[-1] + 1 if pos else 0)
+        end = pos[hi - 1] + 1 if hi > lo else start
         return Token(value, start, end, positions)
 
 
@@ -153,6 +160,11 @@ class CommandParser:
         One state machine, kept whole so that it reads line by line against BuildKit's Go function.
         """
         s = lg.s
+        pos = lo
+        while pos < hi and s[pos] in _BYTE_SPACE:
+            pos += 1
+        if pos + 1 >= hi or s[pos] != "-" or s[pos + 1] != "-":
+            return [], pos  # no flags (most instructions): the loop below would return here too
         flags: list[Token] = []
         in_word = in_quote = False
         quote = ""
@@ -160,10 +172,9 @@ class CommandParser:
         idx: list[int] = []
         raw_start = lo
 
-        def value() -> str:
-            return "".join(s[k] for k in idx)
+        def dashes() -> bool:  # is the word so far "--", the end of the flags?
+            return len(idx) == 2 and s[idx[0]] == "-" and s[idx[1]] == "-"
 
-        pos = lo
         while pos <= hi:
             ch = s[pos] if pos < hi else ""
             if not in_word and not in_quote:
@@ -183,13 +194,13 @@ class CommandParser:
                     pos = plain
                     continue
             if pos == hi:
-                if value() != "--" and (blank_ok or idx):
+                if not dashes() and (blank_ok or idx):
                     flags.append(lg.token(raw_start, pos, idx))
                 break
             if in_word:
                 if ch in _BYTE_SPACE:
                     in_word = False
-                    if value() == "--":
+                    if dashes():
                         return flags, pos
                     if blank_ok or idx:
                         flags.append(lg.token(raw_start, pos, idx))
