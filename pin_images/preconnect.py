@@ -28,8 +28,8 @@ _MAX_WAIT = 5.0
 _MAX_TAKE_WAIT = 2.0
 
 
-class _Untrusted(Exception):
-    """The server speaks TLS with a certificate we do not trust."""
+class _Untrusted:
+    """Marks a server that speaks TLS with a certificate we do not trust."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,6 @@ class Warmup:
             box.append(warm)
 
     def _connect_all(self, hostport: str) -> Warm | None:
-
         if hostport.lower() in self._insecure or host_of(hostport) in self._insecure:
             schemes = ["http"]
         elif is_loopback(hostport):
@@ -149,27 +148,29 @@ class Warmup:
         else:
             schemes = ["https"]
         for scheme in schemes:
-            # Every connection opens at once: each handshake costs the same round trips, the first one's included.
-            extra: list[http.client.HTTPConnection | None] = []
+            # Every connection opens at once, each in its own thread, their TCP handshakes under way while this
+            # thread imports what TLS and HTTP need (tens of milliseconds, about a round trip).
+            opened: list[http.client.HTTPConnection | _Untrusted | None] = [None] * self._connections
             openers = [
-                threading.Thread(target=self._open_idle, args=(scheme, hostport, extra), daemon=True)
-                for _ in range(self._connections - 1)
+                threading.Thread(target=self._open_into, args=(scheme, hostport, opened, i), daemon=True)
+                for i in range(self._connections)
             ]
             for t in openers:
                 t.start()
-            try:
-                conn = self._open(scheme, hostport)
-            except _Untrusted:
-                conn = None
-                schemes = []  # TLS it is, but unverified: the normal path says how to trust the CA
+            from . import stdlib_wire  # noqa: F401  (the openers wait on this import, then shake hands)
+
+            openers[0].join()
             warm = Warm(scheme, hostport)
-            if conn is not None:
-                warm.ping, kept = self._ping(conn)
+            first = opened[0]
+            if isinstance(first, _Untrusted):
+                schemes = []  # TLS it is, but unverified: the normal path says how to trust the CA
+            elif first is not None:
+                warm.ping, kept = self._ping(first)
                 if kept:
-                    warm.connections.append(conn)
-            for t in openers:
+                    warm.connections.append(first)
+            for t in openers[1:]:
                 t.join()
-            warm.connections.extend(c for c in extra if c is not None)
+            warm.connections.extend(c for c in opened[1:] if c is not None and not isinstance(c, _Untrusted))
             if warm.ping is not None:
                 return warm
             self._closed(warm)
@@ -202,26 +203,27 @@ class Warmup:
             conn.close()
         return None
 
-    def _open_idle(self, scheme: str, hostport: str, out: list[http.client.HTTPConnection | None]) -> None:
-        """Open one more connection (TLS 1.3 session tickets that arrive later are read by the wire's idle check)."""
-        try:
-            out.append(self._open(scheme, hostport))
-        except _Untrusted:
-            return
+    def _open_into(self, scheme: str, hostport: str, out: list[http.client.HTTPConnection | _Untrusted | None],
+                   index: int) -> None:
+        """Open one connection (TCP, then TLS for https) into ``out[index]``: None if the scheme does not work
+        here, _Untrusted for a certificate we do not trust. TLS 1.3 session tickets that arrive later are read
+        by the wire's idle check."""
+        import socket
 
-    def _open(self, scheme: str, hostport: str) -> http.client.HTTPConnection | None:
-        """A connected http.client connection, trusting what the transport will trust for the host; None if the
-        scheme does not work here."""
+        host, port = split_host_port(hostport)
+        number = int(port) if port else (443 if scheme == "https" else 80)
+        try:
+            sock = socket.create_connection((host, number), timeout=self._timeout)
+        except (OSError, ValueError):  # refused, timed out, no such name
+            return
         import ssl
 
         from .stdlib_wire import open_connection, trust
 
-        host, port = split_host_port(hostport)
         where = trust(self._ca_file(hostport), self._env) if scheme == "https" else None
         try:
-            return open_connection(scheme, host, int(port) if port else (443 if scheme == "https" else 80), where,
-                                   self._timeout)
+            out[index] = open_connection(scheme, host, number, where, self._timeout, sock=sock)
         except ssl.SSLCertVerificationError:
-            raise _Untrusted from None
-        except (OSError, ValueError):  # other TLS errors included: a plain http server, a refusal, a timeout
-            return None
+            out[index] = _Untrusted()
+        except (OSError, ValueError):  # other TLS errors included: a plain http server
+            pass
