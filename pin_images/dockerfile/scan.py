@@ -58,6 +58,8 @@ class _Tail(NamedTuple):
 
 def _tail(tok: Token, escape: str) -> _Tail | None:
     written, offset = tok.value, 0
+    if "$" not in written:
+        return None  # no variable at all (most references)
     if len(written) >= 2 and written[0] == written[-1] == '"':
         written, offset = written[1:-1], 1
     m = _DOLLAR_TAIL_RE.search(written)
@@ -483,7 +485,8 @@ class _Scanner:
         leak into the other uses, so the digest goes after the reference in the instruction instead.
         """
         refs: dict[str, int] = {}
-        for ins in self.instrs:
+        # Counted only when a reference is a whole ARG (most files have none).
+        for ins in self.instrs if any(f.arg is not None for f in self.found) else ():
             for one in (ins, ins.sub):
                 for tok in (*one.flag_tokens, *one.arg_tokens) if one is not None else ():
                     if "$" in tok.value:
