@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from . import files, kinds
 from .errors import DockerfileError, PinImagesError
@@ -60,8 +60,7 @@ class Settings:
     kinds: tuple[str, ...] = ()  # the file kinds to read; empty means every kind
 
 
-@dataclass(frozen=True)
-class _Written:
+class _Written(NamedTuple):
     """What writing (or diffing) one file did."""
 
     changed: bool

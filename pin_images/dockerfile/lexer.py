@@ -7,7 +7,7 @@ where it sits in the text; ``words`` splits each instruction into its flags and 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..errors import DockerfileError
 from .expand import GO_SPACE, Shell, ShellError
@@ -27,8 +27,9 @@ KNOWN_INSTRUCTIONS = frozenset(
 _BOM = "\ufeff"
 
 
-@dataclass(frozen=True)
-class Heredoc:
+# Records are NamedTuples, not dataclasses: a dataclass costs the hook's import a millisecond or more each, and
+# an instance several times a tuple's (one Instruction per line of every file scanned).
+class Heredoc(NamedTuple):
     """A here-document attached to an instruction (``<<EOF``, ``<<-EOF``, ``<<"EOF"``, ``3<<EOF``)."""
 
     name: str
@@ -37,8 +38,7 @@ class Heredoc:
     content: str
 
 
-@dataclass(frozen=True)
-class Instruction:
+class Instruction(NamedTuple):
     """One instruction as BuildKit's parser sees it (continuations joined, comments and heredoc bodies removed)."""
 
     keyword: str
@@ -48,10 +48,10 @@ class Instruction:
     args: tuple[str, ...]
     heredocs: tuple[Heredoc, ...] = ()
     json: bool = False
-    flag_tokens: tuple[Token, ...] = field(default=(), repr=False)
-    arg_tokens: tuple[Token, ...] = field(default=(), repr=False)
+    flag_tokens: tuple[Token, ...] = ()
+    arg_tokens: tuple[Token, ...] = ()
     # ONBUILD's trigger instruction (same lines); None for every other keyword.
-    sub: Command | None = field(default=None, repr=False)
+    sub: Command | None = None
 
 
 class Lexer:
