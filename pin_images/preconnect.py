@@ -2,28 +2,23 @@
 
 A hook's run is short: the interpreter, imports (``requests`` alone is most of them) and a few round trips. As soon as
 a reference needs a registry, a thread opens connections to it (TCP and TLS handshakes) and sends the one
-``GET /v2/`` of the run over the first, with nothing but the standard library; the transport later adopts the
-connections (:func:`adopt`) and the authenticator the answer. Only an optimisation: behind a proxy, with a mirror,
+``GET /v2/`` of the run over the first, with nothing but the standard library; the transport's wire later adopts
+the connections and the authenticator the answer. Only an optimisation: behind a proxy, with a mirror,
 or after any failure the normal path does the same work itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
 import threading
-import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from .hosts import api_host, host_of, is_loopback, split_host_port
 
 if TYPE_CHECKING:  # only for annotations: the warm-up imports http.client and ssl when it runs
     import http.client
-    import socket
-    import ssl
 
 _PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
 # A silent server must not hold the run: the normal path, with its own limits, takes over after this.
@@ -146,7 +141,6 @@ class Warmup:
             box.append(warm)
 
     def _connect_all(self, hostport: str) -> Warm | None:
-        import http.client  # ~10 ms, and requests (being imported meanwhile) needs it anyway
 
         if hostport.lower() in self._insecure or host_of(hostport) in self._insecure:
             schemes = ["http"]
@@ -155,15 +149,8 @@ class Warmup:
         else:
             schemes = ["https"]
         for scheme in schemes:
-            try:
-                conn = self._open(scheme, hostport)
-            except _Untrusted:
-                return None  # TLS it is, but unverified: the normal path says how to trust the CA
-            if conn is None:
-                continue
-            warm = Warm(scheme, hostport)
-            # The other connections open while the first one pings.
-            extra: list[http.client.HTTPConnection] = []
+            # Every connection opens at once: each handshake costs the same round trips, the first one's included.
+            extra: list[http.client.HTTPConnection | None] = []
             openers = [
                 threading.Thread(target=self._open_idle, args=(scheme, hostport, extra), daemon=True)
                 for _ in range(self._connections - 1)
@@ -171,21 +158,43 @@ class Warmup:
             for t in openers:
                 t.start()
             try:
-                conn.request("GET", "/v2/", headers={"User-Agent": self._user_agent})
-                resp = conn.getresponse()
-                resp.read(64 * 1024)
-                warm.ping = Ping(resp.status, resp.getheader("WWW-Authenticate") or "")
-                if not resp.will_close and resp.isclosed():
+                conn = self._open(scheme, hostport)
+            except _Untrusted:
+                conn = None
+                schemes = []  # TLS it is, but unverified: the normal path says how to trust the CA
+            warm = Warm(scheme, hostport)
+            if conn is not None:
+                warm.ping, kept = self._ping(conn)
+                if kept:
                     warm.connections.append(conn)
-                else:
-                    conn.close()
-            except (OSError, http.client.HTTPException):
-                conn.close()
             for t in openers:
                 t.join()
-            warm.connections.extend(extra)
-            return warm if warm.ping is not None else self._closed(warm)
+            warm.connections.extend(c for c in extra if c is not None)
+            if warm.ping is not None:
+                return warm
+            self._closed(warm)
+            if not schemes:
+                return None
         return None
+
+    def _ping(self, conn: http.client.HTTPConnection) -> tuple[Ping | None, bool]:
+        """``GET /v2/`` over ``conn``: its answer (None without one) and whether ``conn`` can be used again (if not,
+        it is closed)."""
+        import http.client
+
+        try:
+            conn.request("GET", "/v2/", headers={"User-Agent": self._user_agent})
+            resp = conn.getresponse()
+            resp.read(64 * 1024)
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            return None, False
+        # Every WWW-Authenticate line, joined as the transport's headers join them.
+        ping = Ping(resp.status, ", ".join(resp.headers.get_all("WWW-Authenticate") or []))
+        if resp.will_close or not resp.isclosed():
+            conn.close()
+            return ping, False
+        return ping, True
 
     @staticmethod
     def _closed(warm: Warm) -> None:
@@ -193,133 +202,26 @@ class Warmup:
             conn.close()
         return None
 
-    def _open_idle(self, scheme: str, hostport: str, out: list[http.client.HTTPConnection]) -> None:
-        """Open one more connection and, for TLS, wait (briefly) for what a TLS 1.3 server sends after the handshake:
-        its session tickets. Left unread, urllib3 would take them for a closed connection and open another."""
-        import select
-
-        started = time.monotonic()
+    def _open_idle(self, scheme: str, hostport: str, out: list[http.client.HTTPConnection | None]) -> None:
+        """Open one more connection (TLS 1.3 session tickets that arrive later are read by the wire's idle check)."""
         try:
-            conn = self._open(scheme, hostport)
+            out.append(self._open(scheme, hostport))
         except _Untrusted:
             return
-        if conn is None:
-            return
-        if scheme == "https":
-            sock = conn.sock
-            wait = min(max(0.01, time.monotonic() - started), 0.25)  # about a round trip or two
-            try:
-                while select.select([sock], [], [], wait)[0]:
-                    if not _idle(sock):
-                        conn.close()
-                        return
-                    wait = 0.02  # a second ticket follows the first at once, unless the server is busy
-            except (OSError, ValueError):
-                conn.close()
-                return
-        out.append(conn)
 
     def _open(self, scheme: str, hostport: str) -> http.client.HTTPConnection | None:
-        """A connected http.client connection; None if the scheme does not work here."""
-        import http.client
+        """A connected http.client connection, trusting what the transport will trust for the host; None if the
+        scheme does not work here."""
         import ssl
+
+        from .stdlib_wire import open_connection, trust
 
         host, port = split_host_port(hostport)
-        if scheme == "http":
-            conn: http.client.HTTPConnection = http.client.HTTPConnection(
-                host, int(port) if port else 80, timeout=self._timeout
-            )
-        else:
-            conn = http.client.HTTPSConnection(
-                host, int(port) if port else 443, timeout=self._timeout, context=self._context(hostport)
-            )
+        where = trust(self._ca_file(hostport), self._env) if scheme == "https" else None
         try:
-            conn.connect()
+            return open_connection(scheme, host, int(port) if port else (443 if scheme == "https" else 80), where,
+                                   self._timeout)
         except ssl.SSLCertVerificationError:
-            conn.close()
             raise _Untrusted from None
-        except OSError:  # other TLS errors included: a plain http server, a refusal, a timeout
-            conn.close()
+        except (OSError, ValueError):  # other TLS errors included: a plain http server, a refusal, a timeout
             return None
-        return conn
-
-    def _context(self, hostport: str) -> ssl.SSLContext:
-        """A TLS context trusting what requests would trust for this host: certs.d or the configured bundle, else
-        REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, else certifi's bundle; hostname checked; TLS 1.2 or later."""
-        import ssl
-
-        where = self._ca_file(hostport) or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if not where:
-            import certifi
-
-            where = certifi.where()
-        if os.path.isdir(where):
-            context = ssl.create_default_context(capath=where)
-        else:
-            context = ssl.create_default_context(cafile=where)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.set_alpn_protocols(["http/1.1"])
-        return context
-
-
-def _idle(sock: socket.socket) -> bool:
-    """True if the connection is open with nothing to read. Reading also consumes what a TLS 1.3 server sends after
-    the handshake (session tickets), which urllib3 would otherwise take for a dropped connection."""
-    import ssl
-
-    assert hasattr(sock, "recv")
-    timeout = sock.gettimeout()
-    sock.setblocking(False)
-    try:
-        sock.recv(1)
-    except (ssl.SSLWantReadError, BlockingIOError):
-        return True
-    except OSError:
-        return False
-    finally:
-        with contextlib.suppress(OSError):
-            sock.settimeout(timeout)
-    return False  # end of stream, or bytes nobody asked for
-
-
-def adopt(session: object, warm: Warm, verify: str | None) -> int:
-    """Hand ``warm``'s idle connections to ``session``'s connection pool for their origin; returns how many.
-
-    ``verify`` is what the transport passes requests for this host. The pool is the one requests will pick for a
-    request to this origin; connections it would not pick (a proxy applies) are closed instead.
-    """
-    import requests
-
-    assert isinstance(session, requests.Session)
-    url = f"{warm.scheme}://{warm.hostport}/v2/"
-    settings = session.merge_environment_settings(url, {}, None, verify, None)
-    taken = 0
-    if settings["proxies"]:
-        for conn in warm.connections:
-            conn.close()
-        return 0
-    adapter = cast("requests.adapters.HTTPAdapter", session.get_adapter(url))
-    prepared = requests.Request("GET", url).prepare()
-    # Typed loosely on purpose: what follows uses the pool's internals (its queue and _new_conn).
-    pool: Any = adapter.get_connection_with_tls_context(prepared, settings["verify"], proxies=None, cert=None)
-    # The pool holds a placeholder (None) for each connection it may still open: trade placeholders for ours.
-    # Done before the first request, while nothing else uses the pool.
-    held: list[object] = []
-    with contextlib.suppress(queue.Empty):
-        while True:
-            held.append(pool.pool.get(block=False))
-    free = held.count(None)
-    kept: list[object] = []
-    for old in warm.connections:
-        if taken == free or not _idle(old.sock):
-            old.close()
-            continue
-        conn = pool._new_conn()  # configured exactly as the pool would configure its own
-        conn.sock, old.sock = old.sock, None
-        if warm.scheme == "https":
-            conn.is_verified = True  # the handshake verified the same CA bundle and hostname
-        kept.append(conn)
-        taken += 1
-    for item in [None] * (free - taken) + [c for c in held if c is not None] + kept:
-        pool.pool.put(item)  # a LIFO queue: ours are used first
-    return taken

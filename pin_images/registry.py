@@ -9,10 +9,8 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 from urllib.parse import urlsplit
-
-import requests
 
 from . import __version__
 from . import manifest as mf
@@ -29,10 +27,14 @@ from .transport import (
     Response,
     Transport,
     bad_response,
-    default_session,
     rate_hint,
     read_capped,
 )
+
+if TYPE_CHECKING:
+    import requests
+
+    from .wire import Wire
 
 __all__ = ["MAX_MANIFEST_BYTES", "RegistryClient", "RequestStats", "is_loopback"]
 
@@ -126,7 +128,9 @@ class RegistryClient:
 
     ``mirrors`` maps a registry name (``docker.io``, ``localhost:5000``) to base URLs tried in order before the
     registry itself. ``timeout`` is (connect, whole attempt) in seconds; ``deadline`` bounds the whole run from the
-    client's creation. The client never reads the environment: the caller passes the keychain, session and CA dirs.
+    client's creation. The client never reads the environment: the caller passes the keychain, the wire (the
+    standard library's by default, which reads the CA variables requests would; with a ``session``, requests) and
+    the CA dirs.
     """
 
     def __init__(
@@ -141,6 +145,7 @@ class RegistryClient:
         ca_bundle: str | None = None,
         insecure: Sequence[str] = (),
         session: requests.Session | None = None,
+        wire: Wire | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         max_manifest_bytes: int = MAX_MANIFEST_BYTES,
@@ -148,8 +153,16 @@ class RegistryClient:
         deadline: float | None = None,
     ) -> None:
         self._max_manifest_bytes = max_manifest_bytes
+        if wire is None and session is not None:
+            from .requests_wire import RequestsWire
+
+            wire = RequestsWire(session)
+        elif wire is None:
+            from .stdlib_wire import StdlibWire
+
+            wire = StdlibWire()
         self._transport = Transport(
-            session if session is not None else default_session(), timeout=timeout, retries=retries,
+            wire, timeout=timeout, retries=retries,
             max_retry_wait=max_retry_wait, ca_dirs=ca_dirs, ca_bundle=ca_bundle, user_agent=user_agent,
             sleep=sleep, clock=clock, deadline=deadline,
         )

@@ -133,10 +133,10 @@ def _scan(settings: Settings, report: Report, plan: Plan, early: _Early) -> dict
 def _read_ahead(paths: Iterable[str]) -> dict[str, bytes | PinImagesError]:
     """The files' bytes (or why a file cannot be read), read before any of them is scanned, up to READ_AHEAD bytes.
 
-    Scanning the first file that needs the network starts a thread that imports ``requests`` (CPU-bound, ~0.1 s).
-    From then on every system call of the main thread lets that thread take the GIL, and getting it back can take
-    the whole switch interval (5 ms): reading 200 files that way cost the bulk benchmark ~0.25 s of waiting. Read
-    first, the files cost only their reads; the budget bounds the memory this holds on a very large tree.
+    Scanning the first file that needs the network starts threads that import the HTTP code and open connections
+    (CPU-bound for a while). From then on every system call of the main thread lets them take the GIL, and getting
+    it back can take the whole switch interval (5 ms): reading 200 files that way cost the bulk benchmark ~0.25 s
+    of waiting. Read first, the files cost only their reads; the budget bounds the memory held on a large tree.
     """
     ahead: dict[str, bytes | PinImagesError] = {}
     total = 0

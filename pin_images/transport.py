@@ -1,6 +1,8 @@
 """One HTTP exchange with a registry or token server: redirects followed by hand and checked before they are
 followed, retries with backoff and Retry-After, a per-host pause after 429, TLS verification from certs.d, bodies
-capped in size, and every attempt bounded in total time and by the run's deadline."""
+capped in size, and every attempt bounded in total time and by the run's deadline. The bytes travel over a
+:class:`~pin_images.wire.Wire` (the standard library's, or requests behind a proxy); the rules here are the same
+for both."""
 
 from __future__ import annotations
 
@@ -12,22 +14,28 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Callable
-from urllib.parse import urljoin, urlsplit
-
-import requests
-from requests.structures import CaseInsensitiveDict
+from typing import TYPE_CHECKING, Callable
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from .errors import BadResponseError, RegistryConnectionError
 from .hosts import netloc, origin
 from .targets import Targets, shown
+from .wire import (
+    SMALL_BODY,
+    ConnectionFailure,
+    MalformedResponse,
+    RequestFailure,
+    Response,
+    TLSFailure,
+    Wire,
+)
 
 if TYPE_CHECKING:
     from .preconnect import Warm
 
+__all__ = ["SMALL_BODY", "Purpose", "Request", "RequestStats", "Response", "Transport", "Unreachable"]
+
 MAX_REDIRECTS = 5
-# What is kept of a body nobody needs whole (an error's JSON, a redirect's page); the rest is never read.
-SMALL_BODY = 64 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # 501/505 say "never", not "not now": retrying them only wastes the budget.
 _NOT_RETRIED_5XX = frozenset({501, 505})
@@ -80,28 +88,6 @@ class Request:
     registry: str = ""
 
 
-@dataclass
-class Response:
-    """An answer read in full (up to the request's cap); ``truncated`` when the body went past it."""
-
-    status_code: int
-    headers: CaseInsensitiveDict[str]
-    body: bytes = b""
-    truncated: bool = False
-    read_error: str | None = None
-    url: str = ""
-
-
-class _NoAuth(requests.auth.AuthBase):
-    """Stops requests from adding ~/.netrc credentials behind our back; we set Authorization ourselves."""
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        return request
-
-
-_NO_AUTH = _NoAuth()
-
-
 class Unreachable(RegistryConnectionError):
     """The host could not be reached at all (refused, no such name, TLS, timed out): not one answer's fault."""
 
@@ -111,31 +97,12 @@ def bad_response(host: str, detail: str) -> BadResponseError:
     return BadResponseError(f"bad registry response from {host}: {detail}", host)
 
 
-def describe_exception(exc: BaseException) -> str:
-    """A short, secret-free description; requests' own messages can quote URLs and header values."""
-    text = str(exc)
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return "connection timed out"
-    if isinstance(exc, requests.exceptions.Timeout):
-        return "timed out waiting for a response"
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return "proxy connection failed"
-    if "refused" in text.lower():
-        return "connection refused"
-    if any(s in text for s in ("Name or service not known", "nodename nor servname", "getaddrinfo failed",
-                               "Temporary failure in name resolution", "No address associated")):
-        return "host name lookup failed"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return "connection failed"
-    return f"request failed ({exc.__class__.__name__})"
-
-
 def safe_header_value(value: str) -> bool:
     """Visible ASCII only: a token with CR/LF or controls would smuggle headers (and requests' error quotes it)."""
     return bool(value) and all(0x20 < ord(ch) < 0x7F for ch in value)
 
 
-def rate_hint(resp: Response | requests.Response) -> str:
+def rate_hint(resp: Response) -> str:
     """What to do about a 429, with the registry's ratelimit-remaining when it sent a sane one."""
     remaining = resp.headers.get("ratelimit-remaining")
     hint = "log in for a higher limit or try again later"
@@ -152,44 +119,6 @@ def read_capped(resp: Response, limit: int, what: str, host: str) -> bytes:
     if resp.read_error is not None:
         raise RegistryConnectionError(f"cannot read {what} from {host}: {resp.read_error}", host)
     return resp.body
-
-
-def _read_body(raw: requests.Response, limit: int | None) -> Response:
-    """Read ``raw`` into a Response: whole up to ``limit`` (a 200 answer), else the first SMALL_BODY bytes."""
-    reply = Response(raw.status_code, raw.headers, url=raw.url)
-    cap = limit if limit is not None and raw.status_code == 200 else None
-    length = raw.headers.get("Content-Length", "")
-    if cap is not None and length.isascii() and length.isdigit() and int(length) > cap:  # "²".isdigit() is True
-        reply.truncated = True
-        raw.close()
-        return reply
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        for chunk in raw.iter_content(16 * 1024):
-            size += len(chunk)
-            chunks.append(chunk)
-            if size > (cap if cap is not None else SMALL_BODY):
-                reply.truncated = cap is not None
-                break
-    except requests.exceptions.RequestException as exc:
-        reply.read_error = describe_exception(exc)
-    except OSError as exc:
-        reply.read_error = f"connection failed ({exc.__class__.__name__})"
-    finally:
-        raw.close()
-    reply.body = b"".join(chunks)
-    return reply
-
-
-def default_session() -> requests.Session:
-    """A session whose connection pool fits the plan's concurrency."""
-    session = requests.Session()
-    # The plan runs several lookups per host at once; the default pool of 10 would drop keep-alives.
-    adapter = requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=32)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
 
 
 class _Overdue(Exception):
@@ -217,7 +146,7 @@ class Transport:
 
     def __init__(
         self,
-        session: requests.Session,
+        wire: Wire,
         *,
         timeout: tuple[float, float],
         retries: int,
@@ -229,7 +158,7 @@ class Transport:
         clock: Callable[[], float],
         deadline: float | None = None,
     ) -> None:
-        self.session = session
+        self.wire = wire
         self.stats = RequestStats()
         self._timeout = timeout
         self._attempt_limit = max(timeout)
@@ -248,7 +177,7 @@ class Transport:
         self.targets = Targets()
 
     def close(self) -> None:
-        self.session.close()
+        self.wire.close()
 
     # --------------------------------------------------------------------------------------------- time
 
@@ -268,25 +197,30 @@ class Transport:
     def fetch(self, request: Request) -> Response:
         """Send, following redirects ourselves: each target is checked first, and Authorization and bodies never
         go to another origin."""
-        method, url, data, params = request.method, request.url, request.data, request.params
+        method, url = request.method, request.url
+        if request.params:
+            # The first hop carries the query; a Location already includes whatever the server wants.
+            url += ("&" if urlsplit(url).query else "?") + urlencode(request.params)
+        headers = {"User-Agent": self._user_agent, **dict(request.headers)}
+        body = None
+        if request.data:
+            body = urlencode(request.data).encode("ascii")
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         start = origin(url)
         seen: set[str] = set()
-        headers = {"User-Agent": self._user_agent, **dict(request.headers)}
         for _ in range(MAX_REDIRECTS + 1):
-            resp = self._send(request, method, url, headers, params, data)
+            resp = self._send(request, method, url, headers, body)
             location = resp.headers.get("Location")
             if resp.status_code not in _REDIRECTS or not location:
                 return resp
-            if params:
-                # The first hop carried the query; the Location already includes whatever the server wants.
-                url = requests.Request("GET", url, params=list(params)).prepare().url or url
-                params = ()
             seen.add(url)
             host = netloc(url)
             try:
-                target = urljoin(url, location)
-                scheme = urlsplit(target).scheme.lower()
-            except ValueError:  # e.g. "http://[::1/": a hostile Location must not crash the run
+                # Header bytes arrive decoded as latin-1; a URL's are UTF-8 (requests decodes them so too).
+                target = urljoin(url, location.encode("latin-1").decode("utf-8"))
+                parts = urlsplit(target)
+                scheme, _ = parts.scheme.lower(), parts.port  # a port that is not a number raises
+            except (ValueError, UnicodeError):  # "http://[::1/", "h:\xb2": a hostile Location must not crash the run
                 raise bad_response(host, "malformed redirect URL") from None
             if scheme not in ("http", "https"):
                 raise bad_response(host, "redirect to a non-HTTP URL")
@@ -294,49 +228,47 @@ class Transport:
                 raise bad_response(host, "redirect loop")
             self.targets.check(request.registry or url, target, "redirect", current=url)
             if origin(target) != start:
-                if request.private or (data and not (resp.status_code == 303 and method != "HEAD")):
+                if request.private or (body and not (resp.status_code == 303 and method != "HEAD")):
                     raise bad_response(
                         host, f"refused to follow a redirect to {shown(target)}: the request carries credentials "
                         "that must not leave the server they were meant for"
                     )
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
             if resp.status_code == 303 and method != "HEAD":
-                method, data = "GET", ()
+                method, body = "GET", None
+                headers.pop("Content-Type", None)
             url = target
         raise bad_response(netloc(url), f"more than {MAX_REDIRECTS} redirects")
 
-    def _send(
-        self, request: Request, method: str, url: str, headers: dict[str, str],
-        params: tuple[tuple[str, str], ...], data: tuple[tuple[str, str], ...],
-    ) -> Response:
+    def _send(self, request: Request, method: str, url: str, headers: dict[str, str], body: bytes | None) -> Response:
         """One hop with retries: connection errors, timeouts, 5xx and 429 (per-host backoff, Retry-After)."""
         host = netloc(url)
         for attempt in range(1, self._tries + 1):
             self._wait_for_host(host)
             self._count(request.purpose.value)
-            kwargs = {"headers": headers, "params": list(params) or None, "data": dict(data) or None}
             try:
-                resp = self._attempt(host, functools.partial(self._exchange, method, url, host, request.limit, kwargs))
+                resp = self._attempt(host, functools.partial(
+                    self.wire.send, method, url, headers, body, self._socket_timeout(), self.verify(host),
+                    request.limit,
+                ))
             except _Overdue as late:
                 if late.final:
                     raise self.deadline_error(host, "no answer") from None
                 failure = "timed out waiting for a response"
                 self._retry_failure(host, attempt, failure)
                 continue
-            except requests.exceptions.SSLError:
+            except TLSFailure:
                 raise Unreachable(self._tls_message(host), host) from None
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                failure = describe_exception(exc)
-                if failure == "host name lookup failed":
+            except ConnectionFailure as exc:
+                if exc.lookup:
                     # A name that does not resolve now will not resolve in half a second: an offline laptop.
-                    raise Unreachable(f"cannot reach {host}: {failure}", host) from None
-                self._retry_failure(host, attempt, failure)
+                    raise Unreachable(f"cannot reach {host}: {exc.failure}", host) from None
+                self._retry_failure(host, attempt, exc.failure)
                 continue
-            except requests.exceptions.RequestException as exc:
-                raise RegistryConnectionError(f"cannot reach {host}: {describe_exception(exc)}", host) from None
-            except (UnicodeError, ValueError) as exc:
-                # requests decodes a 3xx Location as UTF-8 even with allow_redirects=False; latin-1 bytes raise.
-                raise bad_response(host, f"malformed response ({exc.__class__.__name__})") from None
+            except RequestFailure as exc:
+                raise RegistryConnectionError(f"cannot reach {host}: {exc.failure}", host) from None
+            except MalformedResponse as exc:
+                raise bad_response(host, exc.failure) from None
             if not self._retry_status(resp, host, attempt):
                 return resp
         raise AssertionError("unreachable")  # pragma: no cover
@@ -372,18 +304,6 @@ class Transport:
         if status != 429:  # a 429's wait is taken before the next try, by every request to the host
             self._pause(host, wait if wait is not None else self._backoff(attempt), f"answered HTTP {status}")
         return True
-
-    def _exchange(self, method: str, url: str, host: str, limit: int | None, kwargs: dict[str, Any]) -> Response:
-        """The blocking part of one attempt: send, then read the body (capped)."""
-        raw = self.session.request(
-            method, url, timeout=self._socket_timeout(), allow_redirects=False, stream=True,
-            verify=self.verify(host), auth=_NO_AUTH, **kwargs,
-        )
-        if method == "HEAD":
-            # There is no body; reading it hands the connection back to the pool, where close() would drop it.
-            _ = raw.content
-            return Response(raw.status_code, raw.headers, url=raw.url)
-        return _read_body(raw, limit)
 
     def _attempt(self, host: str, work: Callable[[], Response], limit: float | None = None) -> Response:
         """Run ``work`` in a daemon thread and wait for it at most until the attempt limit or the deadline."""
@@ -428,33 +348,26 @@ class Transport:
 
     def adopt(self, warm: Warm) -> None:
         """Count the ping a preconnect.Warmup sent, and put its idle connections in the session's pool."""
-        from .preconnect import adopt
-
         assert warm.ping is not None
         self._count(Purpose.PING.value)
         if warm.ping.status == 401:
             self._count("unauthorized")
-        adopt(self.session, warm, self.verify(warm.hostport))
+        self.wire.adopt(warm.scheme, warm.hostport, warm.connections, self.verify(warm.hostport))
 
     def probe_tls(self, hostport: str) -> str:
         """"https" when ``hostport`` completes a TLS handshake (even with an untrusted certificate), else "http"."""
 
-        def probe() -> Response:
-            raw = self.session.get(
-                f"https://{hostport}/v2/", headers={"User-Agent": self._user_agent},
-                timeout=self._socket_timeout(), allow_redirects=False, stream=True, verify=self.verify(hostport),
-                auth=_NO_AUTH,
-            )
-            raw.close()
-            return Response(raw.status_code, raw.headers)
-
+        probe = functools.partial(
+            self.wire.send, "GET", f"https://{hostport}/v2/", {"User-Agent": self._user_agent}, None,
+            self._socket_timeout(), self.verify(hostport), None,
+        )
         try:
             # A local TLS handshake is instant; don't let a silent plain-http server hold the run for long.
             self._attempt(hostport, probe, min(self._attempt_limit, 5.0))
-        except requests.exceptions.SSLError as exc:
+        except TLSFailure as exc:
             # An untrusted certificate still means TLS: keep https so the error says how to trust the CA.
-            return "https" if "CERTIFICATE_VERIFY_FAILED" in str(exc) else "http"
-        except (requests.exceptions.RequestException, _Overdue):
+            return "https" if exc.untrusted else "http"
+        except (ConnectionFailure, RequestFailure, MalformedResponse, _Overdue):
             return "http"  # no TLS handshake (a plain http registry), refused, or timed out
         self._count(Purpose.PING.value)
         return "https"
@@ -493,7 +406,8 @@ class Transport:
             self._pause(host, delay, "rate limited (HTTP 429)")
 
     def verify(self, host: str) -> str | None:
-        """certs.d CA file for host[:port], else ``ca_bundle``, passed per request; None lets requests decide.
+        """certs.d CA file for host[:port], else ``ca_bundle``, passed per request; None lets the wire decide as
+        requests does (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, certifi).
 
         Per request because, with trust_env, requests lets REQUESTS_CA_BUNDLE override Session.verify.
         """

@@ -79,7 +79,18 @@ def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDNS:
 
 
 @pytest.fixture
-def rsps(dns: FakeDNS) -> Iterator[responses.RequestsMock]:
+def through_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`responses` intercepts requests only: the CLI sends through requests, as it does behind a proxy, and opens
+    no early connections of its own (they would go to the fake addresses for real)."""
+    from pin_images import cli
+    from pin_images.requests_wire import RequestsWire
+
+    monkeypatch.setattr(cli, "make_wire", lambda env: RequestsWire())
+    monkeypatch.setattr(cli, "make_warmup", lambda settings, env: None)
+
+
+@pytest.fixture
+def rsps(dns: FakeDNS, through_requests: None) -> Iterator[responses.RequestsMock]:
     """A `responses` mock in which any unregistered request fails: unit tests never reach the network."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock

@@ -282,7 +282,7 @@ REGISTRY = "registry.example.com"
 
 
 @pytest.fixture
-def docker_env(tmp_path, monkeypatch):
+def docker_env(tmp_path, monkeypatch, dns, through_requests):
     """An isolated HOME and DOCKER_CONFIG, PATH holding only a bin dir of our helpers, and an https registry that
     answers 401 with a Basic challenge to everything (so the client must ask the keychain)."""
     home = tmp_path / "home"

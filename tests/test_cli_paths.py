@@ -259,3 +259,20 @@ def test_files_read_ahead_or_while_scanning_give_the_same_run(tmp_path, resolver
     for name in ("a", "b", "d"):
         assert (tmp_path / name / "Dockerfile").read_text() == f"FROM python:3.12@{PY}\n"
         assert f"{name}/Dockerfile:1: python:3.12 -> python:3.12@{PY}" in out
+
+
+@pytest.mark.parametrize("to", ["pipe", "file"])
+def test_the_command_ends_with_all_its_output_written(tmp_path, to):
+    # The command exits without tearing the interpreter down: whatever it printed must still arrive whole.
+    write(tmp_path / "Dockerfile", "FROM python:3.12\n" * 3000)
+    args = [sys.executable, "-m", "pin_images", "--check", "--no-config", "--format", "json", "Dockerfile"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if to == "pipe":
+        done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, timeout=120)
+        out = done.stdout
+    else:
+        with open(tmp_path / "out.json", "wb") as sink:
+            done = subprocess.run(args, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.PIPE, timeout=120)
+        out = (tmp_path / "out.json").read_bytes()
+    assert done.returncode == 1
+    assert len(json.loads(out)["references"]) == 3000

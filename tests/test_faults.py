@@ -83,18 +83,13 @@ class Waits:
 
 
 @pytest.fixture
-def rsps(dns):
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
 def waits() -> Waits:
     return Waits()
 
 
 def client(waits: Waits, cred: Credential | None = None, **kw) -> RegistryClient:
-    return RegistryClient(Keychain(cred), sleep=waits.sleep, clock=waits.clock, **kw)
+    # A session: `responses` mocks requests, so the client must send through requests.
+    return RegistryClient(Keychain(cred), sleep=waits.sleep, clock=waits.clock, session=requests.Session(), **kw)
 
 
 def calls(rsps: responses.RequestsMock, method: str = "HEAD", url: str = URL) -> int:

@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from pin_images.preconnect import Warmup, adopt, ca_file_for, proxy_configured
+from pin_images.preconnect import Warmup, ca_file_for, proxy_configured
+from pin_images.requests_wire import RequestsWire
+from pin_images.stdlib_wire import StdlibWire
 from tests.support import pki
 from tests.support.hostile import HostileServer, Reply, Seen
 
@@ -85,11 +86,16 @@ def test_a_tls_registry_is_pinged_over_tls_and_its_connections_adopted(tmp_path:
         w.start(server.host)
         warm = w.take(server.host)
         assert warm is not None and warm.scheme == "https"
-        with requests.Session() as session:
-            assert adopt(session, warm, str(ca)) == 2
-            resp = session.get(f"https://{server.host}/v2/x/manifests/1", verify=str(ca), timeout=5)
+        ports = {conn.sock.getsockname()[1] for conn in warm.connections}  # type: ignore[attr-defined]
+        wire = StdlibWire(env={})
+        try:
+            assert wire.adopt(warm.scheme, warm.hostport, warm.connections, str(ca)) == 2
+            resp = wire.send("GET", f"https://{server.host}/v2/x/manifests/1", {}, None, (5.0, 5.0), str(ca), None)
             assert resp.status_code == 401
+        finally:
+            wire.close()
         assert [s.path for s in server.requests] == ["/v2/", "/v2/x/manifests/1"]
+        assert server.requests[1].peer in ports  # one of the warm-up's connections, not a new one
 
 
 def test_an_untrusted_certificate_is_left_to_the_normal_path(tmp_path: Path) -> None:
@@ -111,15 +117,16 @@ def test_nothing_is_opened_behind_a_proxy_or_for_a_mirrored_registry() -> None:
         assert server.requests == []
 
 
-def test_adopt_closes_the_connections_when_requests_would_use_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_requests_wire_closes_connections_handed_to_it() -> None:
+    # requests carries a run only behind a proxy, where nothing is opened early; a stray handover is closed.
     with HostileServer(challenge) as server:
         w = warmup()
         w.start(server.host)
         warm = w.take(server.host)
         assert warm is not None
-        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # set after the warm-up: adopt must still check
-        with requests.Session() as session:
-            assert adopt(session, warm, None) == 0
+        wire = RequestsWire()
+        assert wire.adopt(warm.scheme, warm.hostport, warm.connections, None) == 0
+        wire.close()
         assert all(conn.sock is None for conn in warm.connections)  # type: ignore[attr-defined]
 
 
