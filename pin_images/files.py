@@ -271,27 +271,33 @@ def _git_listing(
 def read_file(path: str) -> bytes:
     """Read a file's bytes; errors name the file and the cause in one line."""
     try:
-        if os.path.isdir(path):
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
             raise DockerfileError("is a directory", path)
-        too_big = DockerfileError(
-            f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; not a Dockerfile? (skip it with --exclude)",
-            path,
-        )
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(st.st_mode):
             # A FIFO would block the open forever, /dev/zero would never end.
             raise DockerfileError("not a regular file", path)
-        if os.path.getsize(path) > MAX_FILE_BYTES:
-            raise too_big
+        if st.st_size > MAX_FILE_BYTES:
+            raise _too_big(path)
         with open(path, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)  # the file may have grown since the stat
+            # The size the stat gave, plus one byte to see growth: asking for the whole limit would allocate a
+            # MiB per file. A file that grew since the stat is read on, up to the limit.
+            data = f.read(st.st_size + 1)
+            if len(data) > st.st_size:
+                data += f.read(MAX_FILE_BYTES + 1 - len(data))
         if len(data) > MAX_FILE_BYTES:
-            raise too_big
+            raise _too_big(path)
         return data
     except DockerfileError:
         raise
     except OSError as exc:
         raise DockerfileError(f"cannot read: {exc.strerror or exc}", path) from None
+
+
+def _too_big(path: str) -> DockerfileError:
+    return DockerfileError(
+        f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; not a Dockerfile? (skip it with --exclude)", path
+    )
 
 
 def check_size(path: str, new: bytes) -> None:
@@ -319,11 +325,12 @@ def replace_file(path: str, new: bytes, expected_sha256: str) -> None:
     stay; that write is one short ``write`` but not crash-atomic. A symlink is written through to its target. A file
     the user may not write is refused even when its directory is writable.
     """
-    target = os.path.realpath(path)
+    # Only a symlink needs resolving (to write through it); realpath costs an lstat per path component.
+    target = os.path.realpath(path) if os.path.islink(path) else path
     try:
         with open(target, "rb") as f:
             current = f.read()
-        st = os.stat(target)
+            st = os.fstat(f.fileno())
     except OSError as exc:
         raise DockerfileError(f"cannot read before writing: {exc.strerror or exc}", path) from None
     if digest_bytes(current) != expected_sha256:

@@ -10,7 +10,7 @@ import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from . import files, kinds
 from .errors import DockerfileError, PinImagesError
@@ -37,6 +37,8 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_DEADLINE = 50.0
 # Writes are fsync'd; a few threads let them overlap each other and the requests still in flight.
 WRITERS = 4
+# Bytes read before scanning starts (see _read_ahead); a tree larger than this reads the rest as it scans.
+READ_AHEAD = 32 * 1024 * 1024
 
 Progress = Callable[[int, int], None]
 
@@ -61,8 +63,7 @@ class Settings:
     kinds: tuple[str, ...] = ()  # the file kinds to read; empty means every kind
 
 
-@dataclass(frozen=True)
-class _Written:
+class _Written(NamedTuple):
     """What writing (or diffing) one file did."""
 
     changed: bool
@@ -104,13 +105,20 @@ def _scan(settings: Settings, report: Report, plan: Plan, early: _Early) -> dict
     found = files.discover(settings.paths, settings.excludes, only=settings.kinds or None)
     report.file_errors.extend(found.errors)
     report.excluded = found.excluded
+    todo: list[tuple[str, str]] = []
     for path in found.paths:
         # A search keeps only files of a known kind; a named file of no kind (a .json, a .yaml by name) is skipped.
         kind = kinds.kind_for_named_file(path)
         if kind is None or (settings.kinds and kind not in settings.kinds) or _too_big_to_sniff(path, kind):
             continue
+        todo.append((path, kind))
+    ahead = _read_ahead(path for path, _ in todo)
+    for path, kind in todo:
         try:
-            data = files.read_file(path)
+            read = ahead.pop(path, None)
+            if isinstance(read, PinImagesError):
+                raise read
+            data = files.read_file(path) if read is None else read
             scan = kinds.scan_file(kind, data, path, scan_options)
         except PinImagesError as exc:
             report.file_errors.append(exc)
@@ -121,6 +129,28 @@ def _scan(settings: Settings, report: Report, plan: Plan, early: _Early) -> dict
             contents[path] = data
             early.need(p.target.registry for p in plan.pending[path])
     return contents
+
+
+def _read_ahead(paths: Iterable[str]) -> dict[str, bytes | PinImagesError]:
+    """The files' bytes (or why a file cannot be read), read before any of them is scanned, up to READ_AHEAD bytes.
+
+    Scanning the first file that needs the network starts threads that import the HTTP code and open connections
+    (CPU-bound for a while). From then on every system call of the main thread lets them take the GIL, and getting
+    it back can take the whole switch interval (5 ms): reading 200 files that way cost the bulk benchmark ~0.25 s
+    of waiting. Read first, the files cost only their reads; the budget bounds the memory held on a large tree.
+    """
+    ahead: dict[str, bytes | PinImagesError] = {}
+    total = 0
+    for path in paths:
+        if total > READ_AHEAD:
+            break  # the rest are read as they are scanned
+        try:
+            data = ahead[path] = files.read_file(path)
+        except PinImagesError as exc:
+            ahead[path] = exc
+        else:
+            total += len(data)
+    return ahead
 
 
 def _resolve_and_write(plan: Plan, resolver: Resolver | None, contents: dict[str, bytes], settings: Settings,

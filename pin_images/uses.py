@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import NamedTuple
 
 
 class Status(str, enum.Enum):
@@ -67,8 +69,9 @@ class ImageUse:
     via: str = ""
 
 
-@dataclass(frozen=True)
-class Edit:
+# The records below are NamedTuples, not frozen dataclasses: each dataclass cost every run (the hook's --check
+# included) a millisecond or more to build at import, and each instance several times a tuple's.
+class Edit(NamedTuple):
     start: int
     end: int
     replacement: str
@@ -95,8 +98,7 @@ def apply(data: bytes, edits: Iterable[Edit]) -> bytes:
     return "".join(parts).encode("utf-8", "surrogateescape")
 
 
-@dataclass(frozen=True)
-class Note:
+class Note(NamedTuple):
     """Something a scan wants the user to know about a file that is not tied to one image use."""
 
     line: int
@@ -104,16 +106,14 @@ class Note:
     warning: bool = True
 
 
-@dataclass(frozen=True)
-class ScanOptions:
+class ScanOptions(NamedTuple):
     """What a scanner may need beyond the file's bytes; every kind ignores what it does not use."""
 
-    build_args: Mapping[str, str] = field(default_factory=dict)
+    build_args: Mapping[str, str] = MappingProxyType({})  # read-only: a default shared by every instance
     pin_syntax: bool = False
 
 
-@dataclass(frozen=True)
-class FileScan:
+class FileScan(NamedTuple):
     """One file's scan: its image uses in file order, and file-level notes (a broken line no use depends on)."""
 
     kind: str

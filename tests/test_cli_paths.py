@@ -241,6 +241,26 @@ def test_ignore_image_matches_every_spelling_through_main(tmp_path, no_network, 
     assert capsys.readouterr().out.startswith(f"{f}:2: index.docker.io/library/alpine is not pinned")
 
 
+@pytest.mark.parametrize("budget", [0, 32 * 1024 * 1024], ids=["read-while-scanning", "read-ahead"])
+def test_files_read_ahead_or_while_scanning_give_the_same_run(tmp_path, resolver, capsys, monkeypatch, budget):
+    """Files are read before scanning up to a byte budget, the rest as they are scanned: the same pins either way,
+    and a file that cannot be read is reported in its place, the files after it still pinned."""
+    from pin_images import run
+
+    monkeypatch.setattr(run, "READ_AHEAD", budget)
+    monkeypatch.chdir(tmp_path)
+    for name in ("a", "b", "d"):
+        write(tmp_path / name / "Dockerfile", "FROM python:3.12\n")
+    (tmp_path / "c").mkdir()
+    os.mkfifo(tmp_path / "c" / "Dockerfile")  # walked, but not a regular file: an error, never a hang
+    assert main(["."]) == 2
+    out, err = capsys.readouterr()
+    assert err.splitlines() == ["c/Dockerfile: not a regular file"]
+    for name in ("a", "b", "d"):
+        assert (tmp_path / name / "Dockerfile").read_text() == f"FROM python:3.12@{PY}\n"
+        assert f"{name}/Dockerfile:1: python:3.12 -> python:3.12@{PY}" in out
+
+
 @pytest.mark.parametrize("to", ["pipe", "file"])
 def test_the_command_ends_with_all_its_output_written(tmp_path, to):
     # The command exits without tearing the interpreter down: whatever it printed must still arrive whole.

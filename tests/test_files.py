@@ -410,3 +410,31 @@ def test_replace_keeps_extended_attributes(tmp_path):
     replace_file(str(f), NEW, digest_bytes(OLD))
     assert f.read_bytes() == NEW
     assert os.getxattr(f, "user.pin-images-test") == b"kept"
+
+
+def test_read_file_reads_past_a_size_that_understates_the_content(tmp_path, monkeypatch):
+    """The read is sized from the stat; a file that grew since (or a procfs file, whose size is 0) is read whole."""
+    f = tmp_path / "Dockerfile"
+    f.write_bytes(b"FROM a:1\n" * 100)
+    real_stat = os.stat
+
+    def stale_stat(path, *args, **kwargs):
+        st = real_stat(path, *args, **kwargs)
+        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, 9, *st[7:10]))
+
+    monkeypatch.setattr(files.os, "stat", stale_stat)
+    assert files.read_file(str(f)) == b"FROM a:1\n" * 100
+
+
+def test_read_file_refuses_a_file_that_grew_past_the_limit_since_the_stat(tmp_path, monkeypatch):
+    f = tmp_path / "Dockerfile"
+    f.write_bytes(b"#" * (files.MAX_FILE_BYTES + 10))
+    real_stat = os.stat
+
+    def stale_stat(path, *args, **kwargs):
+        st = real_stat(path, *args, **kwargs)
+        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, 100, *st[7:10]))
+
+    monkeypatch.setattr(files.os, "stat", stale_stat)
+    with pytest.raises(DockerfileError, match="larger than 1 MiB"):
+        files.read_file(str(f))

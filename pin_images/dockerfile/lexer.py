@@ -7,7 +7,7 @@ where it sits in the text; ``words`` splits each instruction into its flags and 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..errors import DockerfileError
 from .expand import GO_SPACE, Shell, ShellError
@@ -27,8 +27,9 @@ KNOWN_INSTRUCTIONS = frozenset(
 _BOM = "\ufeff"
 
 
-@dataclass(frozen=True)
-class Heredoc:
+# Records are NamedTuples, not dataclasses: a dataclass costs the hook's import a millisecond or more each, and
+# an instance several times a tuple's (one Instruction per line of every file scanned).
+class Heredoc(NamedTuple):
     """A here-document attached to an instruction (``<<EOF``, ``<<-EOF``, ``<<"EOF"``, ``3<<EOF``)."""
 
     name: str
@@ -37,8 +38,7 @@ class Heredoc:
     content: str
 
 
-@dataclass(frozen=True)
-class Instruction:
+class Instruction(NamedTuple):
     """One instruction as BuildKit's parser sees it (continuations joined, comments and heredoc bodies removed)."""
 
     keyword: str
@@ -48,10 +48,10 @@ class Instruction:
     args: tuple[str, ...]
     heredocs: tuple[Heredoc, ...] = ()
     json: bool = False
-    flag_tokens: tuple[Token, ...] = field(default=(), repr=False)
-    arg_tokens: tuple[Token, ...] = field(default=(), repr=False)
+    flag_tokens: tuple[Token, ...] = ()
+    arg_tokens: tuple[Token, ...] = ()
     # ONBUILD's trigger instruction (same lines); None for every other keyword.
-    sub: Command | None = field(default=None, repr=False)
+    sub: Command | None = None
 
 
 class Lexer:
@@ -68,27 +68,25 @@ class Lexer:
         self.comments: list[tuple[int, int, int]] = []
         self.escape = "\\"
         self.lines: list[tuple[int, int]] = []
+        # Each line's span without its trailing CR/LF characters (bytes.TrimRight(line, "\r\n")).
+        self.contents: list[tuple[int, int]] = []
         pos = 0
         for part in text.split("\n"):
             end = pos + len(part) + 1
             self.lines.append((pos, end))
+            self.contents.append((pos, pos + len(part.rstrip("\r"))))
             pos = end
         # The piece after the last newline: a line without one, or nothing at all.
         last_start, _ = self.lines.pop()
+        last = self.contents.pop()
         if last_start < len(text):
             self.lines.append((last_start, len(text)))
+            self.contents.append(last)
         self._next = 0  # the next physical line to read
         self._parser = CommandParser(self.escape)
 
     def error(self, cause: str, line: int) -> DockerfileError:
         return DockerfileError(cause, self.path, line)
-
-    def _content(self, i: int) -> tuple[int, int]:
-        """Physical line i without its trailing CR/LF characters (bytes.TrimRight(line, "\\r\\n"))."""
-        start, end = self.lines[i]
-        while end > start and self.text[end - 1] in "\r\n":
-            end -= 1
-        return start, end
 
     def _trim_continuation(self, start: int, end: int) -> tuple[int, bool]:
         """Returns (end of the kept text, whether the logical line ends here).
@@ -113,7 +111,7 @@ class Lexer:
         seen: set[str] = set()
         while self._next < len(self.lines):
             start_line = self._next + 1
-            start, end = self._content(self._next)
+            start, end = self.contents[self._next]
             if start_line == 1 and text.startswith(_BOM):
                 start += 1
             lo = start
@@ -149,7 +147,7 @@ class Lexer:
         chars = [text[lo:kept]]
         pos = list(range(lo, kept))
         while not eol and self._next < len(self.lines):
-            cstart, cend = self._content(self._next)
+            cstart, cend = self.contents[self._next]
             self._next += 1
             first, _ = go_trim(text, cstart, cend)
             if first < cend and text[first] == "#":

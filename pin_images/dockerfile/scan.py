@@ -31,10 +31,10 @@ PLATFORM_ARGS = frozenset(
 _PLACEHOLDERS = {name: Var("", deps=Deps(platform=frozenset({name}))) for name in PLATFORM_ARGS}
 _NAME = r"[^\W\d]\w*"
 _STAGE_INDEX_RE = re.compile(r"[+-]?[0-9]+")
-_VAR_REF_RE = re.compile(rf"\$\{{?({_NAME})")
-_DOLLAR_TAIL_RE = re.compile(rf"\$({_NAME})\Z")
-_BRACE_RE = re.compile(rf"\$\{{({_NAME})(:?-|(?=\}}))")
-# Compiled on first use (through re's cache): only `AS name` and comments need them.
+# Compiled on first use (through re's cache): only references with a `$`, `AS name` and comments need them.
+_VAR_REF = rf"\$\{{?({_NAME})"
+_DOLLAR_TAIL = rf"\$({_NAME})\Z"
+_BRACE = rf"\$\{{({_NAME})(:?-|(?=\}}))"
 _STAGE_NAME = r"[a-z][a-z0-9-_.]*"
 _PRAGMA = r"#[ \t]*pin-images[ \t]*:[ \t]*(\S*)(.*)"
 
@@ -58,13 +58,15 @@ class _Tail(NamedTuple):
 
 def _tail(tok: Token, escape: str) -> _Tail | None:
     written, offset = tok.value, 0
+    if "$" not in written:
+        return None  # no variable at all (most references)
     if len(written) >= 2 and written[0] == written[-1] == '"':
         written, offset = written[1:-1], 1
-    m = _DOLLAR_TAIL_RE.search(written)
+    m = re.search(_DOLLAR_TAIL, written)
     if m is not None and written[m.start() - 1 : m.start()] != escape:
         return _Tail(m.group(1), m.start() == 0, "", None)
     start = _last_brace(written, escape)
-    m = _BRACE_RE.match(written, start) if start is not None else None
+    m = re.compile(_BRACE).match(written, start) if start is not None else None
     if m is None:
         return None  # no variable at the end, or one with another modifier (`${X:+y}`, `${X#y}`, ...)
     lo, hi = m.end(), len(written) - 1
@@ -476,23 +478,29 @@ class _Scanner:
             return f"the global ARG {name}, which has no default value and is not redeclared in this stage"
         return f"${name}, which no ARG or ENV of this stage declares"
 
+    def var_refs(self) -> dict[str, int]:
+        """How many times each variable is referenced in the file's instructions."""
+        refs: dict[str, int] = {}
+        var_ref = re.compile(_VAR_REF)
+        for ins in self.instrs:
+            for one in (ins, ins.sub):
+                for tok in (*one.flag_tokens, *one.arg_tokens) if one is not None else ():
+                    if "$" in tok.value:
+                        for m in var_ref.finditer(tok.value):
+                            refs[m.group(1)] = refs.get(m.group(1), 0) + 1
+        return refs
+
     def place_digests(self) -> list[ImageUse]:
         """The uses, with an ARG default edited only when every reference to that ARG is a whole image reference.
 
         Otherwise (``FROM $BASE-slim``, ``ARG FULL=$BASE``, ``LABEL base=$BASE``) a digest on the default would
         leak into the other uses, so the digest goes after the reference in the instruction instead.
         """
-        refs: dict[str, int] = {}
-        for ins in self.instrs:
-            for one in (ins, ins.sub):
-                for tok in (*one.flag_tokens, *one.arg_tokens) if one is not None else ():
-                    if "$" in tok.value:
-                        for m in _VAR_REF_RE.finditer(tok.value):
-                            refs[m.group(1)] = refs.get(m.group(1), 0) + 1
         whole: dict[str, int] = {}
         for f in self.found:
             if f.arg is not None:
                 whole[f.arg] = whole.get(f.arg, 0) + 1
+        refs = self.var_refs() if whole else {}  # most files have no reference that is a whole ARG
         uses = []
         for f in self.found:
             arg = f.arg if f.arg is not None and refs.get(f.arg, 0) <= whole[f.arg] else None

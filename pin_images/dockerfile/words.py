@@ -95,9 +95,10 @@ class Logical:
         else:
             value = "".join([self.s[i] for i in idx]) if value is None else value
             positions = tuple([pos[i] for i in idx])
+        if hi > lo:
+            return Token(value, pos[lo], pos[hi - 1] + 1, positions)
         start = pos[lo] if lo < len(pos) else (pos[-1] + 1 if pos else 0)
-        end = pos[hi - 1] + 1 if hi > lo else start
-        return Token(value, start, end, positions)
+        return Token(value, start, start, positions)
 
 
 class CommandParser:
