@@ -13,8 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Union
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Protocol, Union
 
 from pin_images.errors import CredentialError
 from pin_images.hosts import DOCKER_HUB, canonical_registry
@@ -33,13 +32,15 @@ GOOGLE_HINT = "run `gcloud auth application-default login` or set GOOGLE_APPLICA
 _MAX_DETAIL = 200
 
 
-@dataclass(frozen=True)
-class Credential:
+class Credential(NamedTuple):
     """A username/password pair for one registry host and a secret-free note of where it came from."""
 
     username: str
-    password: str = field(repr=False)
+    password: str
     source: str
+
+    def __repr__(self) -> str:  # the password never reaches a log or a traceback
+        return f"Credential(username={self.username!r}, source={self.source!r})"
 
     @property
     def identity_token(self) -> bool:

@@ -8,8 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from . import __version__
@@ -50,8 +49,7 @@ class _PlatformMissing(NotFoundError):
     """The image exists but has no manifest for the wanted platform."""
 
 
-@dataclass(frozen=True)
-class _Manifest:
+class _Manifest(NamedTuple):
     """A manifest as fetched: the exact body, its media type and the sha256 of the body."""
 
     body: bytes
