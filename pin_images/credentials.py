@@ -8,8 +8,6 @@ import binascii
 import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -19,6 +17,8 @@ from pin_images.errors import CredentialError
 from pin_images.hosts import DOCKER_HUB, canonical_registry
 
 if TYPE_CHECKING:
+    import subprocess
+
     GoogleDefault = Callable[..., Any]
 
 # Docker Hub is stored under its v1 index URL, whatever name the image used (ggcr DefaultAuthKey).
@@ -215,6 +215,8 @@ class HelperRunner:
         exe = _look_path(program, self._path)
         if exe is None:
             raise CredentialError(f"{label} not found on PATH; install it or remove the entry")
+        import subprocess  # here: most runs read no helper, and the import costs a hook run milliseconds
+
         try:
             proc = subprocess.Popen(
                 [exe, "get"],
@@ -268,6 +270,8 @@ class HelperRunner:
 
     @staticmethod
     def _kill(proc: subprocess.Popen[bytes]) -> None:
+        import signal
+
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except (AttributeError, OSError):  # no process groups (Windows) or already gone
