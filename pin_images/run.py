@@ -28,7 +28,7 @@ from .resolve import (
 from .uses import Edit, ScanOptions, apply
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ThreadPoolExecutor
+    import queue
 
 __all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "run"]
 
@@ -157,8 +157,8 @@ def _resolve_and_write(plan: Plan, resolver: Resolver | None, contents: dict[str
                        report: Report, progress: Progress | None, total: int) -> None:
     """Resolve, write each file as soon as its references are in, and record every file's findings in file order."""
     results: dict[str, FileResult] = {}
-    writes: dict[str, Future[_Written]] = {}
-    writer: ThreadPoolExecutor | None = None  # started with the first file to write: --check never needs it
+    writes: dict[str, _Write] = {}
+    writer: _Writers | None = None  # started with the first file to write: --check never needs it
     try:
         for result in resolve_plan(plan, resolver, settings.options):
             results[result.path] = result
@@ -167,10 +167,8 @@ def _resolve_and_write(plan: Plan, resolver: Resolver | None, contents: dict[str
             edits = result.edits
             if edits:
                 if writer is None:
-                    from concurrent.futures import ThreadPoolExecutor
-
-                    writer = ThreadPoolExecutor(max_workers=WRITERS)
-                writes[result.path] = writer.submit(_write_one, result.path, contents[result.path], edits, settings)
+                    writer = _Writers(WRITERS)
+                writes[result.path] = writer.submit(result.path, contents[result.path], edits, settings)
         # Each write is atomic, so an interruption leaves every file whole (old or new).
         for path in plan.files:
             findings = results[path].findings
@@ -188,7 +186,68 @@ def _resolve_and_write(plan: Plan, resolver: Resolver | None, contents: dict[str
             report.findings.extend(findings)
     finally:
         if writer is not None:
-            writer.shutdown(wait=True, cancel_futures=True)
+            writer.shutdown()
+
+
+class _Write:
+    """One file's write, done by a _Writers thread; ``result()`` waits for it and re-raises what it raised."""
+
+    def __init__(self, path: str, data: bytes, edits: Sequence[Edit], settings: Settings) -> None:
+        self.args = (path, data, edits, settings)
+        self.done = threading.Event()
+        self.value: _Written | None = None
+        self.error: BaseException | None = None
+
+    def result(self) -> _Written:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.value is not None
+        return self.value
+
+
+class _Writers:
+    """Up to ``count`` threads writing files while lookups go on, so fsync'd writes overlap requests. On the way out
+    (an error, Ctrl-C) writes not started are dropped and those under way finish: every file stays whole. Plain
+    threads and a queue: concurrent.futures would import logging, ~14 ms on a hook run's critical path."""
+
+    def __init__(self, count: int) -> None:
+        import queue
+
+        self._count = count
+        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+
+    def submit(self, path: str, data: bytes, edits: Sequence[Edit], settings: Settings) -> _Write:
+        job = _Write(path, data, edits, settings)
+        self._queue.put(job)
+        if len(self._threads) < self._count:
+            thread = threading.Thread(target=self._work, name="pin-images-writer", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        return job
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            if self._stopping:
+                job.error = PinImagesError(f"{job.args[0]}: not written: the run was stopped")
+            else:
+                try:
+                    job.value = _write_one(*job.args)
+                except BaseException as exc:  # handed to result(), in the main thread
+                    job.error = exc
+            job.done.set()
+
+    def shutdown(self) -> None:
+        self._stopping = True
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
 
 
 class _Early:
