@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .expand import GO_SPACE
@@ -34,19 +33,19 @@ class CommandError(Exception):
     """An instruction BuildKit's parser refuses; the lexer adds the file and line."""
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     """One flag or argument as BuildKit reports it, with where it sits in the text.
 
     ``start``/``end`` cover the token's characters in the text (a token split by a line continuation spans it);
     ``positions[i]`` is the text index of ``value[i]`` (quotes and escapes removed by the parser have none).
+    A NamedTuple, not a dataclass: every word of every instruction of every file scanned is one.
     """
 
     value: str
     start: int
     end: int
     # A range when the characters are contiguous in the text (nearly always), else a tuple.
-    positions: Sequence[int] = field(default=(), repr=False, compare=False)
+    positions: Sequence[int] = ()
 
     def part(self, begin: int, stop: int | None = None) -> Token | None:
         """The sub-token value[begin:stop] with its own span; None when it is empty."""
