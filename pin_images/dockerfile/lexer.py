@@ -123,7 +123,7 @@ class Lexer:
             if logical is None:
                 continue
             cmd = self._command(logical, start_line)
-            heredocs = self._heredoc_bodies(cmd, logical.s, start_line)
+            heredocs = self._heredoc_bodies(cmd, logical.s, start_line) if "<<" in logical.s else ()
             result.append(
                 Instruction(
                     cmd.keyword, start_line, self._next, cmd.flags, cmd.args, heredocs, cmd.json,

@@ -115,7 +115,9 @@ class CommandParser:
         flags: list[Token] = []
         args_lo = args_hi = hi
         if m:
-            flags, args_lo = self._flags(lg, m.end(), hi)
+            args_lo = m.end()
+            if s.startswith("--", args_lo):  # the whitespace run ended there, so this is where flags would start
+                flags, args_lo = self._flags(lg, args_lo, hi)
             args_lo, args_hi = go_trim(s, args_lo, hi)
         if keyword == "ONBUILD":
             if args_lo == args_hi:
