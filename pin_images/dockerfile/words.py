@@ -434,7 +434,11 @@ def csv_fields(tok: Token) -> list[Token] | None:
             stop = n if j < 0 else j
             if '"' in v[i:stop]:
                 return None
-            fields.append(make(list(range(i, stop))))
+            if i < stop:  # an unquoted field is a run of the value: slice it rather than copy it char by char
+                pos = tok.positions[i:stop]
+                fields.append(Token(v[i:stop], pos[0], pos[-1] + 1, pos))
+            else:
+                fields.append(make([]))
             if j < 0:
                 return fields
             i = j + 1
