@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 from .challenge import Challenge, parse_challenges
 from .errors import AuthError, PinImagesError, RegistryError
 from .hosts import DOCKER_HUB, is_loopback, netloc
+from .pingcache import Ping
 from .transport import Purpose, Request, Response, Transport, Unreachable, bad_response, read_capped, safe_header_value
 
 MAX_TOKEN_BYTES = 1024 * 1024
@@ -102,6 +103,10 @@ class Authenticator:
         self._token_flights = SingleFlight()
         # An endpoint whose first contact failed fails every later request at once, with the same error.
         self._failures: dict[str, Unreachable] = {}
+        # Challenges taken from an earlier run's answer (pingcache) that no answer of this run has confirmed yet,
+        # and what endpoints answered this run (for the next run's cache).
+        self._remembered: dict[str, Ping] = {}
+        self._heard: dict[str, Ping] = {}
 
     # --------------------------------------------------------------------------------------------- requests
 
@@ -121,12 +126,13 @@ class Authenticator:
                 probe.release()
                 probe = None
         try:
-            auth, cached_key = self._authorization(ep, repository, state, fresh=False)
+            auth, cached_key, state = self._first_authorization(ep, repository, state)
             resp = self._remembering(ep, probe is not None, lambda: self._transport.fetch(_with_headers(request, auth)))
             if probe is not None and resp.status_code != 401:
                 with self._lock:
                     self._challenges.setdefault(ep.base, _OPEN)
             if resp.status_code != 401:
+                self._confirm(ep)
                 return resp
             challenge = self._learn(ep, resp)
         finally:
@@ -134,8 +140,10 @@ class Authenticator:
                 probe.release()
         if challenge is None:
             raise self.refused(ep, repository, 401, "no usable WWW-Authenticate challenge")
-        if auth and cached_key is None:
+        if auth and cached_key is None and _same(challenge, state):
             raise self.refused(ep, repository, 401)  # fresh credentials were just refused
+        # Otherwise: a token that expired early or lacked this scope, or a challenge that changed (since the run
+        # that left it in the cache, or during this one): authorize again under the challenge just received.
         if cached_key is not None:
             with self._lock:
                 self._tokens.pop(cached_key, None)  # expired early, revoked, or a prefetched token lacking this scope
@@ -146,6 +154,39 @@ class Authenticator:
         if resp.status_code == 401:
             raise self.refused(ep, repository, 401)
         return resp
+
+    def _first_authorization(
+        self, ep: Endpoint, repository: str, state: Challenge | None
+    ) -> tuple[dict[str, str], _TokenKey | None, Challenge | None]:
+        """Authorization for a first try under ``state``. A remembered challenge whose token service fails (moved,
+        gone) is forgotten and the endpoint asked again, so a stale cache never fails a run."""
+        try:
+            auth, key = self._authorization(ep, repository, state, fresh=False)
+            return auth, key, state
+        except RegistryError:
+            with self._lock:
+                stale = self._remembered.pop(ep.base, None) is not None
+                if stale:
+                    self._challenges.pop(ep.base, None)
+                # Another lookup may have found the remembered challenge stale first, and replaced it.
+                replaced = self._challenges.get(ep.base) is not state
+            if not stale and not replaced:
+                raise
+        state = self.challenge_of(ep)
+        auth, key = self._authorization(ep, repository, state, fresh=False)
+        return auth, key, state
+
+    def _confirm(self, ep: Endpoint) -> None:
+        """An answer other than 401 under a remembered challenge: it still holds (and stays in the cache)."""
+        with self._lock:
+            ping = self._remembered.pop(ep.base, None)
+            if ping is not None:
+                self._heard.setdefault(ep.base, ping)
+
+    def heard(self) -> dict[str, Ping]:
+        """What each endpoint answered to GET /v2/ (or with a 401) this run, or confirmed from the cache."""
+        with self._lock:
+            return dict(self._heard)
 
     def challenge_of(self, ep: Endpoint) -> Challenge | None:
         """The endpoint's challenge, asking ``GET /v2/`` once if it is not known yet; None if it named none."""
@@ -164,6 +205,7 @@ class Authenticator:
                     elif resp.status_code == 200:
                         with self._lock:
                             state = self._challenges.setdefault(ep.base, _OPEN)
+                            self._heard[ep.base] = Ping(200, "")
             finally:
                 probe.release()
         return state
@@ -208,24 +250,35 @@ class Authenticator:
                     self._failures.setdefault(ep.base, exc)
             raise
 
-    def learn_ping(self, ep: Endpoint, status: int, www_authenticate: str) -> None:
-        """Take the answer to a ``GET /v2/`` sent for this endpoint elsewhere (preconnect), as challenge_of would."""
+    def learn_ping(self, ep: Endpoint, status: int, www_authenticate: str, remembered: bool = False) -> None:
+        """Take the answer to a ``GET /v2/`` sent for this endpoint elsewhere (preconnect), as challenge_of would;
+        ``remembered`` when it is an earlier run's answer (pingcache), to be confirmed or corrected by this run's."""
         if status == 401:
-            self._learn_header(ep, www_authenticate)
+            self._learn_header(ep, www_authenticate, remembered)
         elif status == 200:
             with self._lock:
                 self._challenges.setdefault(ep.base, _OPEN)
+                self._note(ep, Ping(200, ""), remembered)
+
+    def _note(self, ep: Endpoint, ping: Ping, remembered: bool) -> None:
+        """Record where a challenge came from; the caller holds the lock."""
+        if remembered:
+            self._remembered[ep.base] = ping
+        else:
+            self._remembered.pop(ep.base, None)
+            self._heard[ep.base] = ping
 
     def _learn(self, ep: Endpoint, resp: Response) -> Challenge | None:
         return self._learn_header(ep, resp.headers.get("WWW-Authenticate", ""))
 
-    def _learn_header(self, ep: Endpoint, header: str) -> Challenge | None:
+    def _learn_header(self, ep: Endpoint, header: str, remembered: bool = False) -> Challenge | None:
         challenges = parse_challenges(header)
         chosen = next((c for c in challenges if c.scheme == "bearer" and c.get("realm")), None)
         chosen = chosen or next((c for c in challenges if c.scheme == "basic"), None)
         if chosen is not None:
             with self._lock:
                 self._challenges[ep.base] = chosen
+                self._note(ep, Ping(401, header), remembered)
         return chosen
 
     def _authorization(
@@ -356,6 +409,11 @@ class Authenticator:
             return self._keychain.get(ep.host) is not None
         except Exception:  # a broken source counts as tried; its own error was raised where it mattered
             return True
+
+
+def _same(a: Challenge, b: Challenge | None) -> bool:
+    """The same authority: scheme, realm and service (a 401 adds error= and scope= to the challenge it repeats)."""
+    return b is not None and all(a.get(k) == b.get(k) for k in ("realm", "service")) and a.scheme == b.scheme
 
 
 def _with_headers(request: Request, extra: dict[str, str]) -> Request:

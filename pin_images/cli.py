@@ -224,6 +224,7 @@ def make_wire(env: dict[str, str]) -> Wire:
 def _registry_client(settings: Settings, env: dict[str, str]) -> RegistryClient:
     """The registry client; imported here so that --check never loads the HTTP code or google-auth."""
     from .credentials import default_keychain
+    from .pingcache import default_path
     from .registry import RegistryClient
 
     ca_dirs, ca_bundle = _ca_sources(env)
@@ -236,6 +237,7 @@ def _registry_client(settings: Settings, env: dict[str, str]) -> RegistryClient:
         ca_bundle=ca_bundle,
         insecure=settings.insecure,
         deadline=settings.deadline,
+        ping_cache=default_path(env),
     )
 
 
@@ -244,6 +246,7 @@ _REAL_MAKE_RESOLVER = make_resolver
 
 def make_warmup(settings: Settings, env: dict[str, str]) -> Warmup:
     """Opens each registry's connections as soon as a reference needs it (see preconnect); stdlib only."""
+    from .pingcache import default_path, load
     from .preconnect import Warmup, ca_file_for
 
     ca_dirs, ca_bundle = _ca_sources(env)
@@ -254,6 +257,7 @@ def make_warmup(settings: Settings, env: dict[str, str]) -> Warmup:
         user_agent=f"pin-images/{__version__}",
         insecure=settings.insecure,
         mirrored=list(settings.mirrors),
+        known=load(default_path(env)),
     )
 
 

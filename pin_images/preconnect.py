@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .hosts import api_host, host_of, is_loopback, split_host_port
+from .pingcache import Ping
 
 if TYPE_CHECKING:  # only for annotations: the warm-up imports http.client and ssl when it runs
     import http.client
@@ -28,16 +29,8 @@ _MAX_WAIT = 5.0
 _MAX_TAKE_WAIT = 2.0
 
 
-class _Untrusted(Exception):
-    """The server speaks TLS with a certificate we do not trust."""
-
-
-@dataclass(frozen=True)
-class Ping:
-    """The answer to ``GET /v2/``: what the authenticator needs to know about the endpoint."""
-
-    status: int
-    www_authenticate: str
+class _Untrusted:
+    """Marks a server that speaks TLS with a certificate we do not trust."""
 
 
 @dataclass
@@ -47,6 +40,10 @@ class Warm:
     scheme: str
     hostport: str
     ping: Ping | None = None
+    # The ping's answer came from an earlier run (pingcache), not from this run's GET /v2/.
+    remembered: bool = False
+    # Idle connections to other origins the run will need: (scheme, host[:port], connection); the token service.
+    elsewhere: list[tuple[str, str, http.client.HTTPConnection]] = field(default_factory=list)
     # Idle http.client connections, the ping done on the first.
     connections: list[http.client.HTTPConnection] = field(default_factory=list)
 
@@ -80,6 +77,7 @@ class Warmup:
         mirrored: Collection[str] = (),
         connections: int = 2,
         max_registries: int = 8,
+        known: Mapping[str, Ping] | None = None,
     ) -> None:
         self._ca_file = ca_file
         self._env = env
@@ -92,6 +90,8 @@ class Warmup:
         self._started: dict[str, tuple[threading.Thread, list[Warm]]] = {}
         # A hook run names a registry or two; a tree naming dozens must not open two connections to each at once.
         self._left = max_registries
+        # Earlier runs' answers to GET /v2/ by endpoint base URL: where one is known, no ping is sent.
+        self._known = dict(known or {})
 
     def start(self, registry: str) -> None:
         """Begin warming ``registry`` (once); returns at once."""
@@ -141,35 +141,49 @@ class Warmup:
             box.append(warm)
 
     def _connect_all(self, hostport: str) -> Warm | None:
-
         if hostport.lower() in self._insecure or host_of(hostport) in self._insecure:
             schemes = ["http"]
         elif is_loopback(hostport):
             schemes = ["https", "http"]  # a registry on this machine may serve either; like docker, try TLS first
         else:
             schemes = ["https"]
+        schemes.sort(key=lambda scheme: f"{scheme}://{hostport}" not in self._known)  # what worked last time first
         for scheme in schemes:
-            # Every connection opens at once: each handshake costs the same round trips, the first one's included.
-            extra: list[http.client.HTTPConnection | None] = []
+            # Every connection opens at once, each in its own thread, their TCP handshakes under way while this
+            # thread imports what TLS and HTTP need (tens of milliseconds, about a round trip).
+            opened: list[http.client.HTTPConnection | _Untrusted | None] = [None] * self._connections
             openers = [
-                threading.Thread(target=self._open_idle, args=(scheme, hostport, extra), daemon=True)
-                for _ in range(self._connections - 1)
+                threading.Thread(target=self._open_into, args=(scheme, hostport, opened, i), daemon=True)
+                for i in range(self._connections)
             ]
+            # A remembered Bearer challenge names the token service: its connection opens now too.
+            known = self._known.get(f"{scheme}://{hostport}")
+            realm = _realm_origin(f"{scheme}://{hostport}", known) if known is not None else None
+            realm_opened: list[http.client.HTTPConnection | _Untrusted | None] = [None]
+            if realm is not None:
+                openers.append(threading.Thread(target=self._open_into, args=(*realm, realm_opened, 0), daemon=True))
             for t in openers:
                 t.start()
-            try:
-                conn = self._open(scheme, hostport)
-            except _Untrusted:
-                conn = None
-                schemes = []  # TLS it is, but unverified: the normal path says how to trust the CA
+            from . import stdlib_wire  # noqa: F401  (the openers wait on this import, then shake hands)
+
+            openers[0].join()
             warm = Warm(scheme, hostport)
-            if conn is not None:
-                warm.ping, kept = self._ping(conn)
+            first = opened[0]
+            if isinstance(first, _Untrusted):
+                schemes = []  # TLS it is, but unverified: the normal path says how to trust the CA
+            elif first is not None and f"{scheme}://{hostport}" in self._known:
+                warm.ping, warm.remembered = self._known[f"{scheme}://{hostport}"], True
+                warm.connections.append(first)
+            elif first is not None:
+                warm.ping, kept = self._ping(first)
                 if kept:
-                    warm.connections.append(conn)
-            for t in openers:
+                    warm.connections.append(first)
+            for t in openers[1:]:
                 t.join()
-            warm.connections.extend(c for c in extra if c is not None)
+            warm.connections.extend(c for c in opened[1:] if c is not None and not isinstance(c, _Untrusted))
+            token_service = realm_opened[0]
+            if realm is not None and token_service is not None and not isinstance(token_service, _Untrusted):
+                warm.elsewhere.append((*realm, token_service))
             if warm.ping is not None:
                 return warm
             self._closed(warm)
@@ -198,30 +212,55 @@ class Warmup:
 
     @staticmethod
     def _closed(warm: Warm) -> None:
-        for conn in warm.connections:
+        for conn in warm.connections + [c for _, _, c in warm.elsewhere]:
             conn.close()
         return None
 
-    def _open_idle(self, scheme: str, hostport: str, out: list[http.client.HTTPConnection | None]) -> None:
-        """Open one more connection (TLS 1.3 session tickets that arrive later are read by the wire's idle check)."""
-        try:
-            out.append(self._open(scheme, hostport))
-        except _Untrusted:
-            return
+    def _open_into(self, scheme: str, hostport: str, out: list[http.client.HTTPConnection | _Untrusted | None],
+                   index: int) -> None:
+        """Open one connection (TCP, then TLS for https) into ``out[index]``: None if the scheme does not work
+        here, _Untrusted for a certificate we do not trust. TLS 1.3 session tickets that arrive later are read
+        by the wire's idle check."""
+        import socket
 
-    def _open(self, scheme: str, hostport: str) -> http.client.HTTPConnection | None:
-        """A connected http.client connection, trusting what the transport will trust for the host; None if the
-        scheme does not work here."""
+        host, port = split_host_port(hostport)
+        number = int(port) if port else (443 if scheme == "https" else 80)
+        try:
+            sock = socket.create_connection((host, number), timeout=self._timeout)
+        except (OSError, ValueError):  # refused, timed out, no such name
+            return
         import ssl
 
         from .stdlib_wire import open_connection, trust
 
-        host, port = split_host_port(hostport)
         where = trust(self._ca_file(hostport), self._env) if scheme == "https" else None
         try:
-            return open_connection(scheme, host, int(port) if port else (443 if scheme == "https" else 80), where,
-                                   self._timeout)
+            out[index] = open_connection(scheme, host, number, where, self._timeout, sock=sock)
         except ssl.SSLCertVerificationError:
-            raise _Untrusted from None
-        except (OSError, ValueError):  # other TLS errors included: a plain http server, a refusal, a timeout
-            return None
+            out[index] = _Untrusted()
+        except (OSError, ValueError):  # other TLS errors included: a plain http server
+            pass
+
+
+def _realm_origin(registry: str, ping: Ping) -> tuple[str, str] | None:
+    """(scheme, host[:port]) of the token service a remembered Bearer challenge names, if the transport would send
+    a request there (the same rules as for a realm it learns this run) and it is not the registry itself."""
+    from urllib.parse import urlsplit
+
+    from .challenge import parse_challenges
+    from .errors import BadResponseError
+    from .hosts import netloc, origin
+    from .targets import Targets
+
+    bearer = next((c for c in parse_challenges(ping.www_authenticate) if c.scheme == "bearer"), None)
+    realm = bearer.get("realm") if bearer is not None else None
+    if not realm:
+        return None
+    try:
+        scheme = urlsplit(realm).scheme.lower()
+        Targets().check(registry, realm, "realm")
+    except (ValueError, BadResponseError):
+        return None
+    if scheme not in ("http", "https") or origin(realm) == origin(registry):
+        return None
+    return scheme, netloc(realm)

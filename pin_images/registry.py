@@ -151,8 +151,10 @@ class RegistryClient:
         max_manifest_bytes: int = MAX_MANIFEST_BYTES,
         user_agent: str = f"pin-images/{__version__}",
         deadline: float | None = None,
+        ping_cache: str | None = None,
     ) -> None:
         self._max_manifest_bytes = max_manifest_bytes
+        self._ping_cache = ping_cache
         if wire is None and session is not None:
             from .requests_wire import RequestsWire
 
@@ -206,7 +208,7 @@ class RegistryClient:
             self._warmup.discard(warm)
             return
         self._transport.adopt(warm)
-        self._auth.learn_ping(ep, warm.ping.status, warm.ping.www_authenticate)
+        self._auth.learn_ping(ep, warm.ping.status, warm.ping.www_authenticate, remembered=warm.remembered)
 
     def prefetch(self, refs: Sequence[Reference]) -> None:
         """Warm up for ``refs``: learn each registry's challenge (one ``GET /v2/``) and fetch one token for many
@@ -226,8 +228,12 @@ class RegistryClient:
                 continue
 
     def close(self) -> None:
-        """Release the connection pool."""
+        """Release the connection pool, and record what the registries answered for the next run (``ping_cache``)."""
         self._transport.close()
+        if self._ping_cache is not None:
+            from . import pingcache
+
+            pingcache.save(self._ping_cache, self._auth.heard())
 
     def __enter__(self) -> RegistryClient:
         return self

@@ -48,20 +48,28 @@ def tls_context(where: str) -> ssl.SSLContext:
     return context
 
 
-def open_connection(scheme: str, host: str, port: int, where: str | None, timeout: float) -> http.client.HTTPConnection:
-    """A connected ``http.client`` connection (TCP, and TLS verified against ``where`` for https); raises OSError
-    (ssl.SSLError included) when it cannot be opened."""
+def open_connection(scheme: str, host: str, port: int, where: str | None, timeout: float,
+                    sock: socket.socket | None = None) -> http.client.HTTPConnection:
+    """A connected ``http.client`` connection (TCP, and TLS verified against ``where`` for https), over ``sock``
+    when the TCP connection is already made; raises OSError (ssl.SSLError included) when it cannot be opened."""
     if scheme == "https":
         assert where is not None
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            host, port, timeout=timeout, context=tls_context(where)
-        )
+        context = tls_context(where)
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
     else:
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        conn.connect()
+        if sock is None:
+            conn.connect()
+        else:
+            # What HTTP(S)Connection.connect does after its own TCP connect: no Nagle delay, then TLS.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.settimeout(timeout)
+            conn.sock = context.wrap_socket(sock, server_hostname=host) if scheme == "https" else sock
     except BaseException:
         conn.close()
+        if sock is not None:
+            sock.close()
         raise
     return conn
 

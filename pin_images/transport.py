@@ -347,12 +347,15 @@ class Transport:
         self._sleep(seconds)
 
     def adopt(self, warm: Warm) -> None:
-        """Count the ping a preconnect.Warmup sent, and put its idle connections in the session's pool."""
+        """Count the ping a preconnect.Warmup sent, and hand its idle connections to the wire."""
         assert warm.ping is not None
-        self._count(Purpose.PING.value)
-        if warm.ping.status == 401:
-            self._count("unauthorized")
+        if not warm.remembered:  # an earlier run's answer cost this run no request
+            self._count(Purpose.PING.value)
+            if warm.ping.status == 401:
+                self._count("unauthorized")
         self.wire.adopt(warm.scheme, warm.hostport, warm.connections, self.verify(warm.hostport))
+        for scheme, hostport, conn in warm.elsewhere:
+            self.wire.adopt(scheme, hostport, [conn], self.verify(hostport))
 
     def probe_tls(self, hostport: str) -> str:
         """"https" when ``hostport`` completes a TLS handshake (even with an untrusted certificate), else "http"."""

@@ -14,6 +14,13 @@ from pin_images.manifest import OCI_INDEX, Resolution
 from tests.support.fake_registry import FakeDNS, FakeTime
 
 
+@pytest.fixture(autouse=True)
+def _own_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets an empty user cache directory (pin-images remembers registries' auth challenges there),
+    outside the tree it scans: one test's registry answers never decide another's requests."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
 def fake_digest(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 

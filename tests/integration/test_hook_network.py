@@ -3,12 +3,16 @@ registry per run, whatever the scheme and auth, with every reference resolved an
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pin_images.cli import main
+from tests.support.hostile import closed_port
 from tests.support.registry_server import RegistryServer
 from tests.support.seed import seed_image
 
@@ -30,6 +34,7 @@ def _pin_one_file(server: RegistryServer, tmp_path: Path, auth: object = None) -
     single = seed_image(server.url, "hook/tool", "2.0", kind="docker-manifest", auth=auth, verify=verify)
     base, tool = f"{server.host}/hook/base:1.0", f"{server.host}/hook/tool:2.0"
     text = f"FROM {base} AS build\nCOPY --from={tool} /t /t\n\nFROM {base}\nCOPY --from=build /out /app\n"
+    tmp_path.mkdir(parents=True, exist_ok=True)
     f = tmp_path / "Dockerfile"
     f.write_text(text)
     since = len(_log(server))
@@ -89,3 +94,80 @@ def test_a_proxy_setting_turns_the_early_connections_off(
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     lines = _pin_one_file(registry, tmp_path)
     assert len(_heads(lines)) == 2, lines
+
+
+# ------------------------------------------------------------------------------------------------ remembered pings
+
+
+def _cache_file() -> Path:
+    return Path(os.environ["XDG_CACHE_HOME"]) / "pin-images" / "challenges.json"
+
+
+def _remember(base: str, status: int, header: str) -> None:
+    path = _cache_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {"status": status, "www_authenticate": header, "saved": time.time()}
+    path.write_text(json.dumps({"version": 1, "endpoints": {base: entry}}))
+
+
+def _remembered(base: str) -> dict[str, object]:
+    return dict(json.loads(_cache_file().read_text())["endpoints"][base])
+
+
+def test_the_next_run_sends_no_ping(
+    htpasswd_registry: RegistryServer, docker_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    # GET /v2/ tells public facts (the auth scheme); the first run's answer spares the next run that round trip.
+    assert htpasswd_registry.username and htpasswd_registry.password
+    docker_config({htpasswd_registry.host: (htpasswd_registry.username, htpasswd_registry.password)})
+    first = _pin_one_file(htpasswd_registry, tmp_path / "a", auth=htpasswd_registry.push_auth)
+    assert len(_pings(first)) == 1, first
+    assert _remembered(htpasswd_registry.url)["www_authenticate"] == 'Basic realm="pin-images-test"'
+    second = _pin_one_file(htpasswd_registry, tmp_path / "b", auth=htpasswd_registry.push_auth)
+    assert _pings(second) == [], second
+    heads = _heads(second)
+    assert len(heads) == 2 and all('" 200 ' in line for line in heads), second
+
+
+def test_a_remembered_open_registry_that_now_wants_credentials_heals(
+    htpasswd_registry: RegistryServer, docker_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    assert htpasswd_registry.username and htpasswd_registry.password
+    docker_config({htpasswd_registry.host: (htpasswd_registry.username, htpasswd_registry.password)})
+    _remember(htpasswd_registry.url, 200, "")
+    lines = _pin_one_file(htpasswd_registry, tmp_path, auth=htpasswd_registry.push_auth)
+    assert _remembered(htpasswd_registry.url)["status"] == 401  # learned again from the 401
+    assert sum('" 401 ' in line for line in _heads(lines)) <= 2, lines
+
+
+def test_a_remembered_basic_challenge_for_a_token_registry_heals(
+    token_registry: RegistryServer, docker_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    # The registry moved to a token service: the Basic credentials sent first are answered with its Bearer
+    # challenge, which the run follows instead of calling the credentials refused.
+    assert token_registry.username and token_registry.password
+    docker_config({token_registry.host: (token_registry.username, token_registry.password)})
+    _remember(token_registry.url, 401, 'Basic realm="old"')
+    _pin_one_file(token_registry, tmp_path, auth=token_registry.push_auth)
+    assert str(_remembered(token_registry.url)["www_authenticate"]).startswith("Bearer ")
+
+
+def test_a_remembered_token_service_that_is_gone_heals(
+    token_registry: RegistryServer, docker_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    assert token_registry.username and token_registry.password
+    docker_config({token_registry.host: (token_registry.username, token_registry.password)})
+    gone = f'Bearer realm="http://127.0.0.1:{closed_port()}/token",service="old"'
+    _remember(token_registry.url, 401, gone)
+    lines = _pin_one_file(token_registry, tmp_path, auth=token_registry.push_auth)
+    assert len(_pings(lines)) == 1, lines  # asked again once the remembered service failed
+    assert _remembered(token_registry.url)["www_authenticate"] != gone
+
+
+def test_a_damaged_cache_is_no_error(registry: RegistryServer, cli_home: Path, tmp_path: Path) -> None:
+    path = _cache_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x00{{ not json")
+    lines = _pin_one_file(registry, tmp_path)
+    assert len(_pings(lines)) == 1, lines
+    assert _remembered(registry.url)["status"] == 200
