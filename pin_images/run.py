@@ -10,7 +10,7 @@ import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 from . import files, kinds
 from .errors import DockerfileError, PinImagesError
@@ -26,9 +26,6 @@ from .resolve import (
     resolve_plan,
 )
 from .uses import Edit, ScanOptions, apply
-
-if TYPE_CHECKING:
-    from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "run"]
 
@@ -157,8 +154,8 @@ def _resolve_and_write(plan: Plan, resolver: Resolver | None, contents: dict[str
                        report: Report, progress: Progress | None, total: int) -> None:
     """Resolve, write each file as soon as its references are in, and record every file's findings in file order."""
     results: dict[str, FileResult] = {}
-    writes: dict[str, Future[_Written]] = {}
-    writer: ThreadPoolExecutor | None = None  # started with the first file to write: --check never needs it
+    writes: dict[str, _Job] = {}
+    writer: _Writers | None = None  # started with the first file to write: --check never needs it
     try:
         for result in resolve_plan(plan, resolver, settings.options):
             results[result.path] = result
@@ -167,9 +164,7 @@ def _resolve_and_write(plan: Plan, resolver: Resolver | None, contents: dict[str
             edits = result.edits
             if edits:
                 if writer is None:
-                    from concurrent.futures import ThreadPoolExecutor
-
-                    writer = ThreadPoolExecutor(max_workers=WRITERS)
+                    writer = _Writers(WRITERS)
                 writes[result.path] = writer.submit(_write_one, result.path, contents[result.path], edits, settings)
         # Each write is atomic, so an interruption leaves every file whole (old or new).
         for path in plan.files:
@@ -188,7 +183,73 @@ def _resolve_and_write(plan: Plan, resolver: Resolver | None, contents: dict[str
             report.findings.extend(findings)
     finally:
         if writer is not None:
-            writer.shutdown(wait=True, cancel_futures=True)
+            writer.shutdown()
+
+
+class _Job:
+    """One file's write, run by a writer thread; ``result()`` waits for it and returns or re-raises its outcome."""
+
+    def __init__(self, call: Callable[[], _Written]) -> None:
+        self._call = call
+        self._done = threading.Event()
+        self._value: _Written | None = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._value = self._call()
+        except BaseException as exc:  # Ctrl-C's KeyboardInterrupt included: re-raised in the main thread
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def cancel(self) -> None:
+        self._error = RuntimeError("write cancelled")
+        self._done.set()
+
+    def result(self) -> _Written:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+
+class _Writers:
+    """Up to ``size`` threads writing files, started as writes come: a queue and plain threads, not
+    concurrent.futures, whose import (it imports logging) cost every pin run ~15 ms of CPU."""
+
+    def __init__(self, size: int) -> None:
+        import queue  # resolving imports it too
+
+        self._size = size
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._cancelled = False
+
+    def submit(self, fn: Callable[..., _Written], *args: object) -> _Job:
+        job = _Job(lambda: fn(*args))
+        self._jobs.put(job)
+        if len(self._threads) < self._size:
+            thread = threading.Thread(target=self._work, name=f"pin-images-write-{len(self._threads)}")
+            thread.start()
+            self._threads.append(thread)
+        return job
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if self._cancelled:
+                job.cancel()
+            else:
+                job.run()
+
+    def shutdown(self) -> None:
+        """Drop the writes not started yet and wait for the running ones: a write is never cut short."""
+        self._cancelled = True
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
 
 
 class _Early:
