@@ -9,7 +9,7 @@ import os
 import re
 import stat
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from . import kinds
 from .errors import DockerfileError, PinImagesError
@@ -124,13 +124,13 @@ def patch_path(path: str) -> str:
     return root_relative(path, own) if own is not None else shown
 
 
-@dataclass
-class Discovery:
+class Discovery(NamedTuple):
     """The files to read, each once, in order; and the errors met finding them (one bad path hides nothing else)."""
 
-    paths: list[str] = field(default_factory=list)
-    errors: list[PinImagesError] = field(default_factory=list)
-    excluded: list[str] = field(default_factory=list)  # paths named by the caller that an exclude pattern skipped
+    # A NamedTuple (built once a run, no dataclass to build at import); the lists are filled in place.
+    paths: list[str]
+    errors: list[PinImagesError]
+    excluded: list[str]  # paths named by the caller that an exclude pattern skipped
 
 
 def discover(paths: Sequence[str], excludes: Sequence[str] = (), only: Collection[str] | None = None) -> Discovery:
@@ -141,7 +141,7 @@ def discover(paths: Sequence[str], excludes: Sequence[str] = (), only: Collectio
     skipped even when named, so the configuration's excludes hold under pre-commit, which names every staged file.
     ``only``: the file kinds a search keeps (default: every kind ``kinds.kind_for_name`` knows).
     """
-    found = Discovery()
+    found = Discovery([], [], [])
     by_file: dict[object, int] = {}
     for root in paths:
         if os.path.lexists(root) and is_excluded(display_path(root), excludes):

@@ -10,7 +10,7 @@ import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 from . import files, kinds
 from .errors import DockerfileError, PinImagesError
@@ -26,9 +26,6 @@ from .resolve import (
     resolve_plan,
 )
 from .uses import Edit, ScanOptions, apply
-
-if TYPE_CHECKING:
-    import queue
 
 __all__ = ["DEFAULT_JOBS", "DEFAULT_TIMEOUT", "Settings", "run"]
 
@@ -157,7 +154,7 @@ def _resolve_and_write(plan: Plan, resolver: Resolver | None, contents: dict[str
                        report: Report, progress: Progress | None, total: int) -> None:
     """Resolve, write each file as soon as its references are in, and record every file's findings in file order."""
     results: dict[str, FileResult] = {}
-    writes: dict[str, _Write] = {}
+    writes: dict[str, _Job] = {}
     writer: _Writers | None = None  # started with the first file to write: --check never needs it
     try:
         for result in resolve_plan(plan, resolver, settings.options):
@@ -168,7 +165,7 @@ def _resolve_and_write(plan: Plan, resolver: Resolver | None, contents: dict[str
             if edits:
                 if writer is None:
                     writer = _Writers(WRITERS)
-                writes[result.path] = writer.submit(result.path, contents[result.path], edits, settings)
+                writes[result.path] = writer.submit(_write_one, result.path, contents[result.path], edits, settings)
         # Each write is atomic, so an interruption leaves every file whole (old or new).
         for path in plan.files:
             findings = results[path].findings
@@ -189,63 +186,68 @@ def _resolve_and_write(plan: Plan, resolver: Resolver | None, contents: dict[str
             writer.shutdown()
 
 
-class _Write:
-    """One file's write, done by a _Writers thread; ``result()`` waits for it and re-raises what it raised."""
+class _Job:
+    """One file's write, run by a writer thread; ``result()`` waits for it and returns or re-raises its outcome."""
 
-    def __init__(self, path: str, data: bytes, edits: Sequence[Edit], settings: Settings) -> None:
-        self.args = (path, data, edits, settings)
-        self.done = threading.Event()
-        self.value: _Written | None = None
-        self.error: BaseException | None = None
+    def __init__(self, call: Callable[[], _Written]) -> None:
+        self._call = call
+        self._done = threading.Event()
+        self._value: _Written | None = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._value = self._call()
+        except BaseException as exc:  # Ctrl-C's KeyboardInterrupt included: re-raised in the main thread
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def cancel(self) -> None:
+        self._error = RuntimeError("write cancelled")
+        self._done.set()
 
     def result(self) -> _Written:
-        self.done.wait()
-        if self.error is not None:
-            raise self.error
-        assert self.value is not None
-        return self.value
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
 
 
 class _Writers:
-    """Up to ``count`` threads writing files while lookups go on, so fsync'd writes overlap requests. On the way out
-    (an error, Ctrl-C) writes not started are dropped and those under way finish: every file stays whole. Plain
-    threads and a queue: concurrent.futures would import logging, ~14 ms on a hook run's critical path."""
+    """Up to ``size`` threads writing files, started as writes come: a queue and plain threads, not
+    concurrent.futures, whose import (it imports logging) cost every pin run ~15 ms of CPU."""
 
-    def __init__(self, count: int) -> None:
-        import queue
+    def __init__(self, size: int) -> None:
+        import queue  # resolving imports it too
 
-        self._count = count
-        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._size = size
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._stopping = False
+        self._cancelled = False
 
-    def submit(self, path: str, data: bytes, edits: Sequence[Edit], settings: Settings) -> _Write:
-        job = _Write(path, data, edits, settings)
-        self._queue.put(job)
-        if len(self._threads) < self._count:
-            thread = threading.Thread(target=self._work, name="pin-images-writer", daemon=True)
-            self._threads.append(thread)
+    def submit(self, fn: Callable[..., _Written], *args: object) -> _Job:
+        job = _Job(lambda: fn(*args))
+        self._jobs.put(job)
+        if len(self._threads) < self._size:
+            thread = threading.Thread(target=self._work, name=f"pin-images-write-{len(self._threads)}")
             thread.start()
+            self._threads.append(thread)
         return job
 
     def _work(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            if self._stopping:
-                job.error = PinImagesError(f"{job.args[0]}: not written: the run was stopped")
+        while (job := self._jobs.get()) is not None:
+            if self._cancelled:
+                job.cancel()
             else:
-                try:
-                    job.value = _write_one(*job.args)
-                except BaseException as exc:  # handed to result(), in the main thread
-                    job.error = exc
-            job.done.set()
+                job.run()
 
     def shutdown(self) -> None:
-        self._stopping = True
+        """Drop the writes not started yet and wait for the running ones: a write is never cut short."""
+        self._cancelled = True
         for _ in self._threads:
-            self._queue.put(None)
+            self._jobs.put(None)
         for thread in self._threads:
             thread.join()
 

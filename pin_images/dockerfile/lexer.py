@@ -7,6 +7,7 @@ where it sits in the text; ``words`` splits each instruction into its flags and 
 from __future__ import annotations
 
 import re
+from itertools import accumulate
 from typing import NamedTuple
 
 from ..errors import DockerfileError
@@ -67,21 +68,16 @@ class Lexer:
         self.syntax: tuple[int, int] | None = None
         self.comments: list[tuple[int, int, int]] = []
         self.escape = "\\"
-        self.lines: list[tuple[int, int]] = []
-        # Each line's span without its trailing CR/LF characters (bytes.TrimRight(line, "\r\n")).
-        self.contents: list[tuple[int, int]] = []
-        pos = 0
-        for part in text.split("\n"):
-            end = pos + len(part) + 1
-            self.lines.append((pos, end))
-            self.contents.append((pos, pos + len(part.rstrip("\r"))))
-            pos = end
-        # The piece after the last newline: a line without one, or nothing at all.
-        last_start, _ = self.lines.pop()
-        last = self.contents.pop()
-        if last_start < len(text):
-            self.lines.append((last_start, len(text)))
-            self.contents.append(last)
+        parts = text.split("\n")
+        if not parts[-1]:
+            parts.pop()  # nothing after the last newline: no line there
+        ends = list(accumulate(len(part) + 1 for part in parts))
+        if ends and ends[-1] > len(text):
+            ends[-1] = len(text)  # the last line has no newline
+        starts = [0, *ends[:-1]]
+        # Each line's span, and without its trailing CR/LF characters (bytes.TrimRight(line, "\r\n")).
+        self.lines = list(zip(starts, ends))
+        self.contents = [(start, start + len(part.rstrip("\r"))) for start, part in zip(starts, parts)]
         self._next = 0  # the next physical line to read
         self._parser = CommandParser(self.escape)
 
@@ -127,7 +123,7 @@ class Lexer:
             if logical is None:
                 continue
             cmd = self._command(logical, start_line)
-            heredocs = self._heredoc_bodies(cmd, logical.s, start_line)
+            heredocs = self._heredoc_bodies(cmd, logical.s, start_line) if "<<" in logical.s else ()
             result.append(
                 Instruction(
                     cmd.keyword, start_line, self._next, cmd.flags, cmd.args, heredocs, cmd.json,

@@ -129,8 +129,11 @@ class _Scanner:
         self.path = path
         self.build_args = dict(options.build_args)
         self.pin_syntax = options.pin_syntax
-        self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
         self.lexer = Lexer(text, path)
+        # Where each line starts (after every newline, the last one included): the lexer's line ends.
+        self.line_starts = [0, *(end for _, end in self.lexer.lines)]
+        if not text.endswith("\n") and len(self.line_starts) > 1:
+            self.line_starts.pop()
         self.instrs = self.lexer.run()
         self.escape = self.lexer.escape
         self.found: list[_Found] = []

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .expand import GO_SPACE
@@ -34,19 +33,19 @@ class CommandError(Exception):
     """An instruction BuildKit's parser refuses; the lexer adds the file and line."""
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     """One flag or argument as BuildKit reports it, with where it sits in the text.
 
     ``start``/``end`` cover the token's characters in the text (a token split by a line continuation spans it);
     ``positions[i]`` is the text index of ``value[i]`` (quotes and escapes removed by the parser have none).
+    A NamedTuple, not a dataclass: every word of every instruction of every file scanned is one.
     """
 
     value: str
     start: int
     end: int
     # A range when the characters are contiguous in the text (nearly always), else a tuple.
-    positions: Sequence[int] = field(default=(), repr=False, compare=False)
+    positions: Sequence[int] = ()
 
     def part(self, begin: int, stop: int | None = None) -> Token | None:
         """The sub-token value[begin:stop] with its own span; None when it is empty."""
@@ -116,7 +115,9 @@ class CommandParser:
         flags: list[Token] = []
         args_lo = args_hi = hi
         if m:
-            flags, args_lo = self._flags(lg, m.end(), hi)
+            args_lo = m.end()
+            if s.startswith("--", args_lo):  # the whitespace run ended there, so this is where flags would start
+                flags, args_lo = self._flags(lg, args_lo, hi)
             args_lo, args_hi = go_trim(s, args_lo, hi)
         if keyword == "ONBUILD":
             if args_lo == args_hi:
@@ -433,7 +434,11 @@ def csv_fields(tok: Token) -> list[Token] | None:
             stop = n if j < 0 else j
             if '"' in v[i:stop]:
                 return None
-            fields.append(make(list(range(i, stop))))
+            if i < stop:  # an unquoted field is a run of the value: slice it rather than copy it char by char
+                pos = tok.positions[i:stop]
+                fields.append(Token(v[i:stop], pos[0], pos[-1] + 1, pos))
+            else:
+                fields.append(make([]))
             if j < 0:
                 return fields
             i = j + 1
