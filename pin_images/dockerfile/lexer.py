@@ -119,14 +119,17 @@ class Lexer:
                 self.comments.append((start_line, lo, end))
                 end = lo
             self._next += 1
+            if lo == end:
+                continue  # a blank or comment line (what _logical_line would find, without the calls)
             logical = self._logical_line(lo, end)
             if logical is None:
                 continue
             cmd = self._command(logical, start_line)
             heredocs = self._heredoc_bodies(cmd, logical.s, start_line) if "<<" in logical.s else ()
+            flags = cmd.flags if cmd.flag_tokens else ()
             result.append(
                 Instruction(
-                    cmd.keyword, start_line, self._next, cmd.flags, cmd.args, heredocs, cmd.json,
+                    cmd.keyword, start_line, self._next, flags, cmd.args, heredocs, cmd.json,
                     cmd.flag_tokens, cmd.arg_tokens, cmd.sub,
                 )
             )  # fmt: skip

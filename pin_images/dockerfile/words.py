@@ -109,7 +109,8 @@ class CommandParser:
     def parse(self, lg: Logical, lo: int, hi: int) -> Command:
         """splitCommand: the keyword, the builder flags, then the arguments as the keyword's own parser splits them."""
         s = lg.s
-        lo, hi = go_trim(s, lo, hi)
+        if lo < hi and (s[lo] in GO_SPACE or s[hi - 1] in GO_SPACE):  # the call only when there is space to trim
+            lo, hi = go_trim(s, lo, hi)
         m = _ASCII_WS_RE.search(s, lo, hi)
         keyword = s[lo : m.start() if m else hi].upper()
         flags: list[Token] = []
@@ -118,7 +119,9 @@ class CommandParser:
             args_lo = m.end()
             if s.startswith("--", args_lo):  # the whitespace run ended there, so this is where flags would start
                 flags, args_lo = self._flags(lg, args_lo, hi)
-            args_lo, args_hi = go_trim(s, args_lo, hi)
+            args_hi = hi
+            if args_lo < hi and (s[args_lo] in GO_SPACE or s[hi - 1] in GO_SPACE):
+                args_lo, args_hi = go_trim(s, args_lo, hi)
         if keyword == "ONBUILD":
             if args_lo == args_hi:
                 return Command(keyword, tuple(flags), ())
