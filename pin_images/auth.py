@@ -8,8 +8,7 @@ import functools
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, NamedTuple, TypeVar
 from urllib.parse import quote, urlsplit
 
 from .challenge import Challenge, parse_challenges
@@ -29,8 +28,7 @@ T = TypeVar("T")
 _TokenKey = tuple[str, str, str]  # (realm, service, scope)
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(NamedTuple):
     """Where requests for one registry go: a mirror or the registry itself."""
 
     base: str  # scheme://host[:port][/path], no trailing slash
@@ -38,8 +36,7 @@ class Endpoint:
     secure: bool  # https, or plain http to this machine: credentials may be sent
 
 
-@dataclass
-class _Token:
+class _Token(NamedTuple):
     value: str
     expires: float
 
@@ -112,7 +109,7 @@ class Authenticator:
 
     def send(self, ep: Endpoint, repository: str, request: Request) -> Response:
         """Send with what we know of the endpoint's auth; on 401 learn the challenge, authorize, and retry once."""
-        request = replace(request, registry=ep.base)
+        request = request._replace(registry=ep.base)
         with self._lock:
             state = self._challenges.get(ep.base)
         probe: threading.Lock | None = None
@@ -417,7 +414,7 @@ def _same(a: Challenge, b: Challenge | None) -> bool:
 
 
 def _with_headers(request: Request, extra: dict[str, str]) -> Request:
-    return replace(request, headers=request.headers + tuple(extra.items())) if extra else request
+    return request._replace(headers=request.headers + tuple(extra.items())) if extra else request
 
 
 def _parse_token(ep: Endpoint, body: bytes) -> tuple[str, float]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # RFC 7230 tchar; token68 adds the base64/URL-safe punctuation and trailing '='.
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -12,8 +12,7 @@ _BARE_VALUE_RE = re.compile(r'[^,\s"]*')
 _WS = " \t"
 
 
-@dataclass(frozen=True)
-class Challenge:
+class Challenge(NamedTuple):
     """One auth challenge: a lower-case scheme and its parameters (names lower-cased, in header order)."""
 
     scheme: str

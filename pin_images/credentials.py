@@ -8,18 +8,17 @@ import binascii
 import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Union
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Protocol, Union
 
 from pin_images.errors import CredentialError
 from pin_images.hosts import DOCKER_HUB, canonical_registry
 
 if TYPE_CHECKING:
+    import subprocess
+
     GoogleDefault = Callable[..., Any]
 
 # Docker Hub is stored under its v1 index URL, whatever name the image used (ggcr DefaultAuthKey).
@@ -33,13 +32,15 @@ GOOGLE_HINT = "run `gcloud auth application-default login` or set GOOGLE_APPLICA
 _MAX_DETAIL = 200
 
 
-@dataclass(frozen=True)
-class Credential:
+class Credential(NamedTuple):
     """A username/password pair for one registry host and a secret-free note of where it came from."""
 
     username: str
-    password: str = field(repr=False)
+    password: str
     source: str
+
+    def __repr__(self) -> str:  # the password never reaches a log or a traceback
+        return f"Credential(username={self.username!r}, source={self.source!r})"
 
     @property
     def identity_token(self) -> bool:
@@ -214,6 +215,8 @@ class HelperRunner:
         exe = _look_path(program, self._path)
         if exe is None:
             raise CredentialError(f"{label} not found on PATH; install it or remove the entry")
+        import subprocess  # here: most runs read no helper, and the import costs a hook run milliseconds
+
         try:
             proc = subprocess.Popen(
                 [exe, "get"],
@@ -267,6 +270,8 @@ class HelperRunner:
 
     @staticmethod
     def _kill(proc: subprocess.Popen[bytes]) -> None:
+        import signal
+
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except (AttributeError, OSError):  # no process groups (Windows) or already gone

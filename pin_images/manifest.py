@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -20,8 +19,7 @@ SCHEMA1_TYPES = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
 ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
 
 
-@dataclass(frozen=True)
-class Platform:
+class Platform(NamedTuple):
     """os/architecture[/variant] as in ``--platform linux/arm64/v8``."""
 
     os: str
@@ -32,8 +30,7 @@ class Platform:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
 
 
-@dataclass(frozen=True)
-class PlatformChild:
+class PlatformChild(NamedTuple):
     """One entry of an index: the child manifest's digest, type and platform (None when not given)."""
 
     digest: str
@@ -41,8 +38,7 @@ class PlatformChild:
     platform: Platform | None
 
 
-@dataclass(frozen=True)
-class Resolution:
+class Resolution(NamedTuple):
     """What the registry said a reference points to.
 
     ``digest`` is what gets pinned: the top-level manifest's digest, or, when a platform was asked for, the

@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 FILE_NAME = "challenges.json"
 _VERSION = 1
@@ -24,8 +24,7 @@ _MAX_BYTES = 256 * 1024
 MAX_AGE = 7 * 24 * 3600.0
 
 
-@dataclass(frozen=True)
-class Ping:
+class Ping(NamedTuple):
     """The answer to ``GET /v2/``: what the authenticator needs to know about the endpoint."""
 
     status: int

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .hosts import api_host, host_of, is_loopback, split_host_port
@@ -33,19 +32,19 @@ class _Untrusted:
     """Marks a server that speaks TLS with a certificate we do not trust."""
 
 
-@dataclass
 class Warm:
     """One registry's early connections: where they go, the ping's answer, and the idle connections."""
 
-    scheme: str
-    hostport: str
-    ping: Ping | None = None
-    # The ping's answer came from an earlier run (pingcache), not from this run's GET /v2/.
-    remembered: bool = False
-    # Idle connections to other origins the run will need: (scheme, host[:port], connection); the token service.
-    elsewhere: list[tuple[str, str, http.client.HTTPConnection]] = field(default_factory=list)
-    # Idle http.client connections, the ping done on the first.
-    connections: list[http.client.HTTPConnection] = field(default_factory=list)
+    def __init__(self, scheme: str, hostport: str) -> None:
+        self.scheme = scheme
+        self.hostport = hostport
+        self.ping: Ping | None = None
+        # The ping's answer came from an earlier run (pingcache), not from this run's GET /v2/.
+        self.remembered = False
+        # Idle http.client connections, the ping done on the first.
+        self.connections: list[http.client.HTTPConnection] = []
+        # Idle connections to other origins the run will need: (scheme, host[:port], connection); the token service.
+        self.elsewhere: list[tuple[str, str, http.client.HTTPConnection]] = []
 
 
 def ca_file_for(hostport: str, ca_dirs: Collection[str], ca_bundle: str | None) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import InvalidReferenceError
 from .hosts import DOCKER_HUB, LEGACY_HUB
@@ -35,8 +35,7 @@ def is_sha256_digest(value: str) -> bool:
     return SHA256_DIGEST_RE.fullmatch(value) is not None
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(NamedTuple):
     """A parsed image reference; ``original`` is the text as the user wrote it."""
 
     original: str

@@ -3,13 +3,11 @@ mirrors first, and map every answer to a result or one error."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from . import __version__
@@ -50,13 +48,18 @@ class _PlatformMissing(NotFoundError):
     """The image exists but has no manifest for the wanted platform."""
 
 
-@dataclass(frozen=True)
-class _Manifest:
+class _Manifest(NamedTuple):
     """A manifest as fetched: the exact body, its media type and the sha256 of the body."""
 
     body: bytes
     media_type: str
     digest: str
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib  # here: a HEAD answers most lookups, and hashlib's OpenSSL set-up costs every run ~3 ms
+
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _what(lookup: str) -> str:
@@ -350,7 +353,7 @@ class RegistryClient:
         resp = self._send(ep, ref, Request("GET", url, Purpose.BLOB_GET, limit=MAX_CONFIG_BYTES))
         self._raise_for_status(ep, ref, resp, f"config blob {config}")
         blob = read_capped(resp, MAX_CONFIG_BYTES, "config blob", ep.host)
-        if "sha256:" + hashlib.sha256(blob).hexdigest() != config:
+        if _sha256(blob) != config:
             raise bad_response(ep.host, f"config blob does not match its digest {config}")
         try:
             return mf.config_platform(blob)
@@ -395,7 +398,7 @@ class RegistryClient:
         if media_type in SCHEMA1_TYPES:
             raise bad_response(ep.host, "unsupported legacy (schema 1) manifest")
         body = read_capped(resp, self._max_manifest_bytes, "manifest", ep.host)
-        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        digest = _sha256(body)
         if media_type not in MANIFEST_TYPES:
             try:
                 mf.parse_manifest(body, media_type)  # turns a schema 1 body behind application/json into that error

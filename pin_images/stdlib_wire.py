@@ -31,21 +31,43 @@ def trust(verify: str | None, env: Mapping[str, str]) -> str:
     where = verify or env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE")
     if where:
         return where
-    import certifi
+    return _certifi_bundle()
+
+
+@functools.lru_cache(maxsize=1)
+def _certifi_bundle() -> str:
+    """certifi's bundle, as certifi.where() names it. Importing certifi costs ~35 ms (it imports importlib.resources)
+    where the file sits beside its package in every ordinary install: look there first."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("certifi")
+    if spec is not None and spec.origin:
+        beside = os.path.join(os.path.dirname(spec.origin), "cacert.pem")
+        if os.path.isfile(beside):
+            return beside
+    import certifi  # a zipped install: certifi knows where it extracted the file
 
     return str(certifi.where())
 
 
-@functools.lru_cache(maxsize=16)
+_CONTEXTS: dict[str, ssl.SSLContext] = {}
+_CONTEXTS_LOCK = threading.Lock()
+
+
 def tls_context(where: str) -> ssl.SSLContext:
-    """One context per CA source, shared by every connection that trusts it (loading a bundle costs milliseconds)."""
-    if os.path.isdir(where):
-        context = ssl.create_default_context(capath=where)
-    else:
-        context = ssl.create_default_context(cafile=where)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.set_alpn_protocols(["http/1.1"])
-    return context
+    """One context per CA source, shared by every connection that trusts it. Loading a public bundle costs ~40 ms
+    of CPU (the GIL released meanwhile): connections opened at once wait for the first to build it."""
+    with _CONTEXTS_LOCK:
+        context = _CONTEXTS.get(where)
+        if context is None:
+            if os.path.isdir(where):
+                context = ssl.create_default_context(capath=where)
+            else:
+                context = ssl.create_default_context(cafile=where)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.set_alpn_protocols(["http/1.1"])
+            _CONTEXTS[where] = context
+        return context
 
 
 def open_connection(scheme: str, host: str, port: int, where: str | None, timeout: float,

@@ -12,9 +12,8 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from .errors import BadResponseError, RegistryConnectionError
@@ -51,25 +50,27 @@ class Purpose(enum.Enum):
     PING = "ping"
 
 
-@dataclass
 class RequestStats:
-    """Requests sent, by purpose (retries count again), for benchmarks and request-count tests."""
+    """Requests sent, by purpose (retries count again), for benchmarks and request-count tests. A plain class: one
+    per run, and a dataclass would cost every run's start-up more than all its uses."""
 
-    manifest_head: int = 0
-    manifest_get: int = 0
-    blob_get: int = 0
-    token: int = 0
-    ping: int = 0
-    unauthorized: int = 0  # 401 answers received, from any endpoint
-    rate_limited: int = 0  # 429 answers received
-    retries: int = 0
+    NAMES = ("manifest_head", "manifest_get", "blob_get", "token", "ping",
+             "unauthorized",  # 401 answers received, from any endpoint
+             "rate_limited",  # 429 answers received
+             "retries")  # fmt: skip
+
+    def __init__(self) -> None:
+        self.manifest_head = self.manifest_get = self.blob_get = self.token = self.ping = 0
+        self.unauthorized = self.rate_limited = self.retries = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in self.NAMES}
+
+    def __repr__(self) -> str:
+        return f"RequestStats({self.as_dict()})"
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     """One logical request made on behalf of the registry at ``registry`` (its base URL).
 
     ``params`` go on the first hop only; ``data`` is a form body. ``limit`` caps a 200 answer's body (None: the body
@@ -128,12 +129,12 @@ class _Overdue(Exception):
         self.final = final
 
 
-@dataclass
 class _Attempt:
-    done: threading.Event = field(default_factory=threading.Event)
-    result: Response | None = None
-    error: BaseException | None = None
-    abandoned: bool = False
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: Response | None = None
+        self.error: BaseException | None = None
+        self.abandoned = False
 
 
 class Transport:

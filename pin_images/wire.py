@@ -7,7 +7,6 @@ time limits, targets and credentials are the transport's, the same whichever lib
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -45,16 +44,22 @@ class Headers(Mapping[str, str]):
         return f"Headers({dict(self._items.values())!r})"
 
 
-@dataclass
 class Response:
     """An answer read in full (up to the request's cap); ``truncated`` when the body went past it."""
 
-    status_code: int
-    headers: Headers = field(default_factory=Headers)
-    body: bytes = b""
-    truncated: bool = False
-    read_error: str | None = None
-    url: str = ""
+    __slots__ = ("body", "headers", "read_error", "status_code", "truncated", "url")
+
+    def __init__(self, status_code: int, headers: Headers | None = None, body: bytes = b"", truncated: bool = False,
+                 read_error: str | None = None, url: str = "") -> None:
+        self.status_code = status_code
+        self.headers = headers if headers is not None else Headers()
+        self.body = body
+        self.truncated = truncated
+        self.read_error = read_error
+        self.url = url
+
+    def __repr__(self) -> str:  # no headers or body: they may carry tokens
+        return f"Response({self.status_code}, {len(self.body)} bytes)"
 
 
 class WireError(Exception):

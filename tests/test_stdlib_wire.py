@@ -166,3 +166,27 @@ def test_close_closes_idle_connections(wire: StdlibWire) -> None:
         wire.send("GET", f"{server.url}/v2/", {}, None, T, None, None)
         wire.send("GET", f"{server.url}/v2/", {}, None, T, None, None)
         assert len({s.peer for s in server.requests}) == 3
+
+
+def test_the_default_trust_is_certifis_bundle_as_requests_uses_it() -> None:
+    import certifi
+
+    from pin_images.stdlib_wire import trust
+
+    assert trust(None, {}) == certifi.where()
+    assert trust(None, {"CURL_CA_BUNDLE": "/b.pem"}) == "/b.pem"
+    assert trust(None, {"REQUESTS_CA_BUNDLE": "/a.pem", "CURL_CA_BUNDLE": "/b.pem"}) == "/a.pem"
+    assert trust("/certs.d/ca.crt", {"REQUESTS_CA_BUNDLE": "/a.pem"}) == "/certs.d/ca.crt"
+
+
+def test_connections_opened_at_once_share_one_tls_context(tmp_path: Path) -> None:
+    from pin_images.stdlib_wire import tls_context
+
+    _, ca = tls_server_context(tmp_path)
+    got: list[ssl.SSLContext] = []
+    threads = [threading.Thread(target=lambda: got.append(tls_context(str(ca)))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(c) for c in got}) == 1
