@@ -181,7 +181,9 @@ class StdlibWire:
         key = self._key(scheme, host, int(port) if port else (443 if scheme == "https" else 80), verify)
         kept = 0
         for conn in connections:
-            if is_idle(conn.sock) and self._checkin(key, conn):
+            if not is_idle(conn.sock):
+                conn.close()  # closed by the server meanwhile, or sent what nobody asked for
+            elif self._checkin(key, conn):
                 kept += 1
         return kept
 

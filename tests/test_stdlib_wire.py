@@ -6,12 +6,13 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pin_images.stdlib_wire import StdlibWire
+from pin_images.stdlib_wire import StdlibWire, open_connection
 from pin_images.wire import SMALL_BODY, ConnectionFailure, Headers, RequestFailure, TLSFailure
 from tests.support import pki
 from tests.support.hostile import HostileServer, Reply, closed_port
@@ -182,3 +183,16 @@ def test_connections_opened_at_once_share_one_tls_context(tmp_path: Path) -> Non
     for t in threads:
         t.join()
     assert len({id(c) for c in got}) == 1
+
+
+def test_a_handed_over_connection_the_server_closed_is_closed_not_kept(wire: StdlibWire) -> None:
+    with HostileServer(lambda seen: Reply(200, [], b"")) as server:
+        host, port = server.host.split(":")
+        live = open_connection("http", host, int(port), None, 5.0)
+        dead = open_connection("http", host, int(port), None, 5.0)
+        dead.request("GET", "/v2/")  # left unread: an answer nobody will ask for waits on this one
+        time.sleep(0.2)
+        assert wire.adopt("http", server.host, [live, dead], None) == 1
+        assert dead.sock is None  # closed, not left for the garbage collector
+        wire.send("GET", f"{server.url}/v2/x", {}, None, T, None, None)
+        assert server.requests[-1].peer == live.sock.getsockname()[1]  # type: ignore[union-attr]
