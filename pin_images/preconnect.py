@@ -146,7 +146,11 @@ class Warmup:
             schemes = ["https", "http"]  # a registry on this machine may serve either; like docker, try TLS first
         else:
             schemes = ["https"]
-        schemes.sort(key=lambda scheme: f"{scheme}://{hostport}" not in self._known)  # what worked last time first
+        # A registry on this machine that spoke plain http last time is asked over http first (no TLS context to
+        # build), but pinged all the same: it may have turned to TLS since.
+        guessing = len(schemes) == 2
+        if guessing and f"http://{hostport}" in self._known and f"https://{hostport}" not in self._known:
+            schemes.reverse()
         for scheme in schemes:
             # Every connection opens at once, each in its own thread, their TCP handshakes under way while this
             # thread imports what TLS and HTTP need (tens of milliseconds, about a round trip).
@@ -170,13 +174,15 @@ class Warmup:
             first = opened[0]
             if isinstance(first, _Untrusted):
                 schemes = []  # TLS it is, but unverified: the normal path says how to trust the CA
-            elif first is not None and f"{scheme}://{hostport}" in self._known:
-                warm.ping, warm.remembered = self._known[f"{scheme}://{hostport}"], True
+            elif first is not None and known is not None and not (guessing and scheme == "http"):
+                warm.ping, warm.remembered = known, True
                 warm.connections.append(first)
             elif first is not None:
                 warm.ping, kept = self._ping(first)
                 if kept:
                     warm.connections.append(first)
+                if guessing and scheme == "http" and warm.ping is not None and warm.ping.status not in (200, 401):
+                    warm.ping = None  # not a registry over plain http (a TLS server answers such a request 400)
             for t in openers[1:]:
                 t.join()
             warm.connections.extend(c for c in opened[1:] if c is not None and not isinstance(c, _Untrusted))

@@ -26,7 +26,7 @@ def _ours(server: RegistryServer, since: int) -> list[str]:
     return [line for line in _log(server)[since:] if '"pin-images/' in line]
 
 
-def _pin_one_file(server: RegistryServer, tmp_path: Path, auth: object = None) -> list[str]:
+def _pin_one_file(server: RegistryServer, tmp_path: Path, auth: object = None, args: tuple[str, ...] = ()) -> list[str]:
     """Pin a Dockerfile with three references to two images (an index and a single manifest) on ``server``;
     returns pin-images' requests as the registry logged them."""
     verify = server.verify
@@ -38,7 +38,7 @@ def _pin_one_file(server: RegistryServer, tmp_path: Path, auth: object = None) -
     f = tmp_path / "Dockerfile"
     f.write_text(text)
     since = len(_log(server))
-    assert main([str(f)]) == 1
+    assert main([*args, str(f)]) == 1
     pinned = text.replace(base, f"{base}@{index.digest}").replace(tool, f"{tool}@{single.digest}")
     assert f.read_text() == pinned
     return _ours(server, since)
@@ -118,12 +118,14 @@ def test_the_next_run_sends_no_ping(
     htpasswd_registry: RegistryServer, docker_config: Callable[..., Path], tmp_path: Path
 ) -> None:
     # GET /v2/ tells public facts (the auth scheme); the first run's answer spares the next run that round trip.
+    # (A registry named as plain http; one on this machine whose scheme is guessed is always pinged, see below.)
     assert htpasswd_registry.username and htpasswd_registry.password
     docker_config({htpasswd_registry.host: (htpasswd_registry.username, htpasswd_registry.password)})
-    first = _pin_one_file(htpasswd_registry, tmp_path / "a", auth=htpasswd_registry.push_auth)
+    plain = ("--insecure-registry", htpasswd_registry.host)
+    first = _pin_one_file(htpasswd_registry, tmp_path / "a", auth=htpasswd_registry.push_auth, args=plain)
     assert len(_pings(first)) == 1, first
     assert _remembered(htpasswd_registry.url)["www_authenticate"] == 'Basic realm="pin-images-test"'
-    second = _pin_one_file(htpasswd_registry, tmp_path / "b", auth=htpasswd_registry.push_auth)
+    second = _pin_one_file(htpasswd_registry, tmp_path / "b", auth=htpasswd_registry.push_auth, args=plain)
     assert _pings(second) == [], second
     heads = _heads(second)
     assert len(heads) == 2 and all('" 200 ' in line for line in heads), second
@@ -135,9 +137,10 @@ def test_a_remembered_open_registry_that_now_wants_credentials_heals(
     assert htpasswd_registry.username and htpasswd_registry.password
     docker_config({htpasswd_registry.host: (htpasswd_registry.username, htpasswd_registry.password)})
     _remember(htpasswd_registry.url, 200, "")
-    lines = _pin_one_file(htpasswd_registry, tmp_path, auth=htpasswd_registry.push_auth)
-    assert _remembered(htpasswd_registry.url)["status"] == 401  # learned again from the 401
-    assert sum('" 401 ' in line for line in _heads(lines)) <= 2, lines
+    lines = _pin_one_file(htpasswd_registry, tmp_path, auth=htpasswd_registry.push_auth,
+                          args=("--insecure-registry", htpasswd_registry.host))
+    assert _pings(lines) == [], lines  # the remembered answer was acted on ...
+    assert _remembered(htpasswd_registry.url)["status"] == 401  # ... and learned again from the 401
 
 
 def test_a_remembered_basic_challenge_for_a_token_registry_heals(
@@ -148,7 +151,9 @@ def test_a_remembered_basic_challenge_for_a_token_registry_heals(
     assert token_registry.username and token_registry.password
     docker_config({token_registry.host: (token_registry.username, token_registry.password)})
     _remember(token_registry.url, 401, 'Basic realm="old"')
-    _pin_one_file(token_registry, tmp_path, auth=token_registry.push_auth)
+    lines = _pin_one_file(token_registry, tmp_path, auth=token_registry.push_auth,
+                          args=("--insecure-registry", token_registry.host))
+    assert _pings(lines) == [], lines
     assert str(_remembered(token_registry.url)["www_authenticate"]).startswith("Bearer ")
 
 
@@ -159,7 +164,8 @@ def test_a_remembered_token_service_that_is_gone_heals(
     docker_config({token_registry.host: (token_registry.username, token_registry.password)})
     gone = f'Bearer realm="http://127.0.0.1:{closed_port()}/token",service="old"'
     _remember(token_registry.url, 401, gone)
-    lines = _pin_one_file(token_registry, tmp_path, auth=token_registry.push_auth)
+    lines = _pin_one_file(token_registry, tmp_path, auth=token_registry.push_auth,
+                          args=("--insecure-registry", token_registry.host))
     assert len(_pings(lines)) == 1, lines  # asked again once the remembered service failed
     assert _remembered(token_registry.url)["www_authenticate"] != gone
 
@@ -171,3 +177,40 @@ def test_a_damaged_cache_is_no_error(registry: RegistryServer, cli_home: Path, t
     lines = _pin_one_file(registry, tmp_path)
     assert len(_pings(lines)) == 1, lines
     assert _remembered(registry.url)["status"] == 200
+
+
+def test_a_registry_on_this_machine_remembered_as_plain_http_that_now_speaks_tls(
+    tls_registry: RegistryServer, cli_home: Path, tmp_path: Path
+) -> None:
+    # The same port, restarted with TLS: the remembered scheme is only a first guess, never a downgrade.
+    assert tls_registry.ca_path is not None
+    certs = cli_home / ".docker" / "certs.d" / tls_registry.host
+    certs.mkdir(parents=True)
+    (certs / "ca.crt").write_bytes(tls_registry.ca_path.read_bytes())
+    _remember(f"http://{tls_registry.host}", 200, "")
+    lines = _pin_one_file(tls_registry, tmp_path)
+    assert len(_heads(lines)) == 2 and all('" 200 ' in line for line in _heads(lines)), lines
+    assert _remembered(tls_registry.url)["status"] == 200
+
+
+def test_a_tls_registry_on_this_machine_is_not_pinged_next_time(
+    tls_registry: RegistryServer, cli_home: Path, tmp_path: Path
+) -> None:
+    assert tls_registry.ca_path is not None
+    certs = cli_home / ".docker" / "certs.d" / tls_registry.host
+    certs.mkdir(parents=True)
+    (certs / "ca.crt").write_bytes(tls_registry.ca_path.read_bytes())
+    assert len(_pings(_pin_one_file(tls_registry, tmp_path / "a"))) == 1
+    lines = _pin_one_file(tls_registry, tmp_path / "b")
+    assert _pings(lines) == [] and len(_heads(lines)) == 2, lines
+
+
+def test_a_plain_http_registry_on_this_machine_is_pinged_every_run(
+    registry: RegistryServer, cli_home: Path, tmp_path: Path
+) -> None:
+    # Its scheme is a guess (docker tries TLS first): a plain http answer from the cache must not stop it from
+    # noticing TLS one day, so its ping is sent, but over plain http first.
+    _pin_one_file(registry, tmp_path / "a")
+    assert _remembered(registry.url)["status"] == 200
+    lines = _pin_one_file(registry, tmp_path / "b")
+    assert len(_pings(lines)) == 1 and len(_heads(lines)) == 2, lines
