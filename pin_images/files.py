@@ -229,6 +229,7 @@ def _walk_order(entry: tuple[str, bool]) -> tuple[tuple[str, ...], str]:
 # `git ls-files -s` prints "<mode> <object> <stage>\t<path>" for tracked entries, the bare path for untracked ones.
 _STAGED = r"(?s)([0-7]{6}) [0-9a-f]{40,64} [0-3]\t(.*)"
 _GITLINK = "160000"
+_GITLINK_ENTRY = b"160000 "
 
 
 def _git_listing(
@@ -278,7 +279,7 @@ def _could_be_listed(entry: bytes) -> bool:
         b"ockerfile" in entry
         or b"ontainerfile" in entry
         or entry.endswith((b".yml", b".yaml", b".json", b"/"))
-        or entry.startswith(_GITLINK.encode() + b" ")
+        or entry.startswith(_GITLINK_ENTRY)
     )
 
 
