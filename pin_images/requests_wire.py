@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import requests
 
 from .wire import (
-    SMALL_BODY,
     ConnectionFailure,
     Headers,
     MalformedResponse,
@@ -18,6 +17,9 @@ from .wire import (
     Response,
     TLSFailure,
     WireError,
+    cap_for,
+    declared_over,
+    fill,
 )
 
 if TYPE_CHECKING:
@@ -112,26 +114,17 @@ class RequestsWire:
 def _read_body(raw: requests.Response, headers: Headers, limit: int | None) -> Response:
     """Read ``raw`` into a Response: whole up to ``limit`` (a 200 answer), else the first SMALL_BODY bytes."""
     reply = Response(raw.status_code, headers, url=raw.url)
-    cap = limit if limit is not None and raw.status_code == 200 else None
-    length = headers.get("Content-Length", "")
-    if cap is not None and length.isascii() and length.isdigit() and int(length) > cap:  # "²".isdigit() is True
+    cap = cap_for(raw.status_code, limit)
+    if declared_over(reply, cap):
         reply.truncated = True
         raw.close()
         return reply
-    chunks: list[bytes] = []
-    size = 0
     try:
-        for chunk in raw.iter_content(16 * 1024):
-            size += len(chunk)
-            chunks.append(chunk)
-            if size > (cap if cap is not None else SMALL_BODY):
-                reply.truncated = cap is not None
-                break
+        fill(reply, raw.iter_content(16 * 1024), cap)
     except requests.exceptions.RequestException as exc:
         reply.read_error = describe_exception(exc)
     except OSError as exc:
         reply.read_error = f"connection failed ({exc.__class__.__name__})"
     finally:
         raw.close()
-    reply.body = b"".join(chunks)
     return reply

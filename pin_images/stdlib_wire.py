@@ -16,7 +16,17 @@ from collections.abc import Mapping
 from urllib.parse import quote, urlsplit
 
 from .hosts import split_host_port
-from .wire import SMALL_BODY, ConnectionFailure, Headers, RequestFailure, Response, TLSFailure, WireError
+from .wire import (
+    ConnectionFailure,
+    Headers,
+    RequestFailure,
+    Response,
+    TLSFailure,
+    WireError,
+    cap_for,
+    declared_over,
+    fill,
+)
 
 # Idle connections kept per origin: the plan runs at most this many lookups per registry at once.
 _MAX_IDLE = 32
@@ -243,28 +253,17 @@ class StdlibWire:
         """Read ``raw`` into a Response: whole up to ``limit`` (a 200 answer), else the first SMALL_BODY bytes; the
         connection goes back to the pool only when its answer was read to the end."""
         reply = Response(raw.status, Headers(raw.getheaders()), url=url)
-        cap = limit if limit is not None and raw.status == 200 and method != "HEAD" else None
-        length = reply.headers.get("Content-Length", "")
-        if cap is not None and length.isascii() and length.isdigit() and int(length) > cap:  # "²".isdigit() is True
+        cap = cap_for(raw.status, limit) if method != "HEAD" else None
+        if declared_over(reply, cap):  # a HEAD's Content-Length is the GET's: it has no body to cap
             reply.truncated = True
             conn.close()
             return reply
-        chunks: list[bytes] = []
-        size = 0
+        whole = False
         try:
-            while True:
-                chunk = raw.read(16 * 1024)
-                if not chunk:
-                    break
-                size += len(chunk)
-                chunks.append(chunk)
-                if size > (cap if cap is not None else SMALL_BODY):
-                    reply.truncated = cap is not None
-                    break
+            whole = fill(reply, iter(lambda: raw.read(16 * 1024), b""), cap)
         except (OSError, ValueError, http.client.HTTPException) as exc:
             reply.read_error = f"connection failed ({exc.__class__.__name__})"
-        reply.body = b"".join(chunks)
-        if raw.isclosed() and not raw.will_close and reply.read_error is None and not reply.truncated:
+        if whole and raw.isclosed() and not raw.will_close:
             self._checkin(key, conn)
         else:
             conn.close()

@@ -62,6 +62,37 @@ class Response:
         return f"Response({self.status_code}, {len(self.body)} bytes)"
 
 
+def cap_for(status: int, limit: int | None) -> int | None:
+    """The size cap of a body: the request's ``limit`` for a 200 answer; None (keep SMALL_BODY bytes) otherwise."""
+    return limit if limit is not None and status == 200 else None
+
+
+def declared_over(reply: Response, cap: int | None) -> bool:
+    """True when the answer says up front (Content-Length) that its body is over ``cap``: it is not read at all."""
+    length = reply.headers.get("Content-Length", "")
+    return cap is not None and length.isascii() and length.isdigit() and int(length) > cap  # "²".isdigit() is True
+
+
+def fill(reply: Response, pieces: Iterable[bytes], cap: int | None) -> bool:
+    """Read ``pieces`` into ``reply.body``: whole up to ``cap``, else the first SMALL_BODY bytes (``truncated`` set
+    when a capped body went past its cap). True when the body was read to its end. What ``pieces`` raises is the
+    caller's to classify."""
+    chunks: list[bytes] = []
+    size = 0
+    whole = True
+    try:
+        for chunk in pieces:
+            size += len(chunk)
+            chunks.append(chunk)
+            if size > (cap if cap is not None else SMALL_BODY):
+                reply.truncated = cap is not None
+                whole = False
+                break
+    finally:
+        reply.body = b"".join(chunks)
+    return whole
+
+
 class WireError(Exception):
     """No answer: ``failure`` says what went wrong, with no URL, header or secret in it."""
 

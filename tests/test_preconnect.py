@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ssl
 import time
 from pathlib import Path
 
@@ -33,14 +32,6 @@ def challenge(seen: Seen) -> Reply:
 def warmup(env: dict[str, str] | None = None, ca: Path | None = None, **kw: object) -> Warmup:
     return Warmup(ca_file=lambda hostport: str(ca) if ca else None, env=env or {}, timeout=5.0,
                   user_agent="pin-images/test", **kw)  # type: ignore[arg-type]
-
-
-def tls_context(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
-    ca = pki.make_ca(tmp_path)
-    cert = pki.make_server_cert(tmp_path, ca)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert.cert_path, cert.key_path)
-    return context, ca.cert_path
 
 
 @pytest.mark.parametrize(
@@ -80,7 +71,7 @@ def test_a_plain_http_registry_on_this_machine_is_pinged_once_and_its_connection
 
 
 def test_a_tls_registry_is_pinged_over_tls_and_its_connections_adopted(tmp_path: Path) -> None:
-    context, ca = tls_context(tmp_path)
+    context, ca = pki.server_context(tmp_path)
     with HostileServer(challenge, ssl_context=context) as server:
         w = warmup(ca=ca)
         w.start(server.host)
@@ -99,7 +90,7 @@ def test_a_tls_registry_is_pinged_over_tls_and_its_connections_adopted(tmp_path:
 
 
 def test_an_untrusted_certificate_is_left_to_the_normal_path(tmp_path: Path) -> None:
-    context, _ = tls_context(tmp_path)
+    context, _ = pki.server_context(tmp_path)
     with HostileServer(challenge, ssl_context=context) as server:
         w = warmup()  # the CA is not trusted: certifi's bundle
         w.start(server.host)

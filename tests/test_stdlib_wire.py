@@ -26,14 +26,6 @@ def wire() -> Iterator[StdlibWire]:
     w.close()
 
 
-def tls_server_context(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
-    ca = pki.make_ca(tmp_path)
-    cert = pki.make_server_cert(tmp_path, ca)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert.cert_path, cert.key_path)
-    return context, ca.cert_path
-
-
 def test_headers_ignore_case_and_join_repeated_values() -> None:
     h = Headers([("WWW-Authenticate", 'Bearer realm="a"'), ("Content-Type", "x"), ("www-authenticate", "Basic")])
     assert h["www-authenticate"] == 'Bearer realm="a", Basic'
@@ -133,7 +125,7 @@ def test_an_invalid_url_is_not_sent(wire: StdlibWire) -> None:
 
 
 def test_tls_is_verified_against_the_given_ca(tmp_path: Path, wire: StdlibWire) -> None:
-    context, ca = tls_server_context(tmp_path)
+    context, ca = pki.server_context(tmp_path)
     with HostileServer(lambda seen: Reply(200, [], b"ok"), ssl_context=context) as server:
         assert wire.send("GET", f"{server.url}/v2/", {}, None, T, str(ca), None).body == b"ok"
         other = StdlibWire(env={})  # certifi's bundle: our test CA is not in it
@@ -146,7 +138,7 @@ def test_tls_is_verified_against_the_given_ca(tmp_path: Path, wire: StdlibWire) 
 
 
 def test_tls_to_a_plain_http_server_is_a_handshake_failure(wire: StdlibWire, tmp_path: Path) -> None:
-    _, ca = tls_server_context(tmp_path)
+    _, ca = pki.server_context(tmp_path)
     with HostileServer(lambda seen: Reply(200, [], b"")) as server:
         with pytest.raises(TLSFailure) as caught:
             wire.send("GET", f"https://{server.host}/v2/", {}, None, T, str(ca), None)
@@ -182,7 +174,7 @@ def test_the_default_trust_is_certifis_bundle_as_requests_uses_it() -> None:
 def test_connections_opened_at_once_share_one_tls_context(tmp_path: Path) -> None:
     from pin_images.stdlib_wire import tls_context
 
-    _, ca = tls_server_context(tmp_path)
+    _, ca = pki.server_context(tmp_path)
     got: list[ssl.SSLContext] = []
     threads = [threading.Thread(target=lambda: got.append(tls_context(str(ca)))) for _ in range(4)]
     for t in threads:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,3 +121,12 @@ def make_signing_cert(directory: Path, common_name: str = "pin-images test token
         .sign(key, hashes.SHA256())
     )
     return _write(directory, "token-signer", cert, key)
+
+
+def server_context(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A TLS server context with a certificate for 127.0.0.1 and localhost from a new CA, and that CA's file."""
+    ca = make_ca(directory)
+    cert = make_server_cert(directory, ca)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert.cert_path, cert.key_path)
+    return context, ca.cert_path
