@@ -8,7 +8,6 @@ then a ``pyproject.toml`` that has a ``[tool.pin-images]`` table; the first hit 
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 import os
 import sys
@@ -185,12 +184,19 @@ def _display(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
+def _quoted(text: str) -> str:
+    """A string quoted as TOML (and JSON) would write it, for messages."""
+    import json  # only messages need it
+
+    return json.dumps(text)
+
+
 def _show(value: Any) -> str:
     """A value as TOML would spell it, short enough for a one-line message."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return json.dumps(value)
+        return _quoted(value)
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, dict):
@@ -201,7 +207,7 @@ def _show(value: Any) -> str:
 
 
 def _quote_key(key: str) -> str:
-    return key if key and all(ch.isalnum() or ch in "-_" for ch in key) else json.dumps(key)
+    return key if key and all(ch.isalnum() or ch in "-_" for ch in key) else _quoted(key)
 
 
 def registry_key(name: str) -> str:
@@ -291,7 +297,7 @@ def _timeout(value: Any, where: str) -> float:
 
 def _format(value: Any, where: str) -> str:
     if not isinstance(value, str) or value not in FORMATS:
-        raise ConfigError(f"{where}: expected one of {', '.join(map(json.dumps, FORMATS))}, got {_show(value)}")
+        raise ConfigError(f"{where}: expected one of {', '.join(map(_quoted, FORMATS))}, got {_show(value)}")
     return value
 
 
@@ -304,7 +310,7 @@ def _update(value: Any, where: str) -> bool:
 def _pin_style(value: Any, where: str) -> str:
     styles = ("tag", "full", "digest")  # resolve.PIN_STYLES; resolve imports this module, so not imported here
     if not isinstance(value, str) or value not in styles:
-        raise ConfigError(f"{where}: expected one of {', '.join(map(json.dumps, styles))}, got {_show(value)}")
+        raise ConfigError(f"{where}: expected one of {', '.join(map(_quoted, styles))}, got {_show(value)}")
     return value
 
 
@@ -357,5 +363,5 @@ def _unknown(key: str) -> str:
     import difflib  # only for this message
 
     guess = difflib.get_close_matches(key.replace("_", "-").lower(), KEYS, n=1, cutoff=0.6)
-    hint = f"did you mean {json.dumps(guess[0])}?" if guess else "valid keys: " + ", ".join(KEYS)
-    return f"unknown key {json.dumps(key)} ({hint})"
+    hint = f"did you mean {_quoted(guess[0])}?" if guess else "valid keys: " + ", ".join(KEYS)
+    return f"unknown key {_quoted(key)} ({hint})"

@@ -229,6 +229,7 @@ def _walk_order(entry: tuple[str, bool]) -> tuple[tuple[str, ...], str]:
 # `git ls-files -s` prints "<mode> <object> <stage>\t<path>" for tracked entries, the bare path for untracked ones.
 _STAGED = r"(?s)([0-7]{6}) [0-9a-f]{40,64} [0-3]\t(.*)"
 _GITLINK = "160000"
+_GITLINK_ENTRY = b"160000 "
 
 
 def _git_listing(
@@ -256,6 +257,8 @@ def _git_listing(
     found: dict[str, bool] = {}
     staged_re = re.compile(_STAGED)
     for entry in proc.stdout.split(b"\0"):
+        if not _could_be_listed(entry):
+            continue
         text = os.fsdecode(entry)
         staged = staged_re.fullmatch(text)
         rel = staged.group(2) if staged else text
@@ -266,6 +269,18 @@ def _git_listing(
     # --cached also lists files deleted from the work tree but not from the index.
     kept = [(rel, d) for rel, d in found.items() if os.path.lexists(os.path.join(root, rel))]
     return sorted(kept, key=_walk_order)
+
+
+def _could_be_listed(entry: bytes) -> bool:
+    """False for a `git ls-files` entry that is neither a file of a kind nor a repository to search, decided before
+    decoding or matching it: a large repository lists tens of thousands of other files. (A tracked entry's mode and
+    object id cannot contain these words.)"""
+    return (
+        b"ockerfile" in entry
+        or b"ontainerfile" in entry
+        or entry.endswith((b".yml", b".yaml", b".json", b"/"))
+        or entry.startswith(_GITLINK_ENTRY)
+    )
 
 
 def read_file(path: str) -> bytes:

@@ -31,10 +31,12 @@ def kind_for_name(path: str) -> str | None:
     Any other ``*.yaml``/``*.yml`` is a Kubernetes candidate: recognised by its content, it yields nothing (and no
     error) when it is not a manifest.
     """
-    from .files import is_dockerfile_name
-
     path = path.replace("\\", "/")
     name = path.rsplit("/", 1)[-1]
+    if not _could_be_any(name):
+        return None
+    from .files import is_dockerfile_name
+
     if is_dockerfile_name(name):
         return "dockerfile"
     if re.fullmatch(_COMPOSE, name):
@@ -48,6 +50,12 @@ def kind_for_name(path: str) -> str | None:
     if re.fullmatch(_YAML, name):
         return BY_CONTENT
     return None
+
+
+def _could_be_any(name: str) -> bool:
+    """False for a name no pattern above can match: every Dockerfile name has one of these words in it, and every
+    other kind's file is YAML or JSON. A search of a large repository asks this of every file it lists."""
+    return "ockerfile" in name or "ontainerfile" in name or name.endswith((".yml", ".yaml", ".json"))
 
 
 def kind_for_named_file(path: str, data: bytes = b"") -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -301,12 +300,10 @@ def write_report(report: Report, fmt: str, out: IO[str], err: IO[str], *, quiet:
     error). ``color`` adds ANSI colour to text findings (red failures, yellow warnings, green pins); the caller
     decides, from the terminal and ``NO_COLOR``. Machine formats never get colour. ``root``: see ``to_sarif``.
     """
-    if fmt == "json":
-        json.dump(to_json(report), out, indent=2)
-        out.write("\n")
-        return
-    if fmt == "sarif":
-        json.dump(to_sarif(report, root), out, indent=2)
+    if fmt in ("json", "sarif"):
+        import json  # the default text format never needs it
+
+        json.dump(to_json(report) if fmt == "json" else to_sarif(report, root), out, indent=2)
         out.write("\n")
         return
     if fmt == "github":

@@ -300,3 +300,21 @@ def test_writing_files_does_not_import_concurrent_futures(tmp_path):
     assert proc.stdout.splitlines()[-1:] == ["1 []"], proc.stderr
     for name in ("a", "b", "c"):
         assert (tmp_path / name / "Dockerfile").read_text() == f"FROM python:3.12@sha256:{'0' * 64}\n"
+
+
+def test_a_check_of_a_dockerfile_without_json_arrays_does_not_import_json(tmp_path):
+    """json is imported for a JSON-form instruction, a JSON or SARIF report, or a configuration message: ~3 ms a
+    hook run otherwise spends for nothing."""
+    write(tmp_path / "Dockerfile", f"FROM python:3.12@{PY} AS build\nRUN make\nFROM python:3.12@{PY}\n")
+    write(tmp_path / "Dockerfile.cmd", f'FROM python:3.12@{PY}\nCMD ["python"]\n')
+    code = (
+        "import sys\n"
+        "from pin_images.cli import main\n"
+        "rc = main(['--check', '-q', sys.argv[1]])\n"
+        "print(rc, 'json' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for name, loaded in (("Dockerfile", "False"), ("Dockerfile.cmd", "True")):
+        proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], capture_output=True, text=True,
+                              env=env)
+        assert proc.stdout.splitlines()[-1:] == [f"0 {loaded}"], (name, proc.stderr)

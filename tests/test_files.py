@@ -245,6 +245,30 @@ def test_a_nested_repository_is_searched_with_its_own_rules(tmp_path, monkeypatc
     assert discover(["."]).paths == ["Dockerfile", "vendor/lib/Dockerfile"]
 
 
+def test_a_search_keeps_submodules_and_the_kinds_files_among_many_others(tmp_path, monkeypatch):
+    """Entries of no kind are dropped before they are decoded and matched; submodules (gitlinks), nested
+    repositories and every kind's file still come through."""
+    touch(tmp_path, "Dockerfile", "svc/api.containerfile", "ci/deploy.gitlab-ci.yml", "k8s/app.yaml",
+          ".devcontainer/devcontainer.json", "docs/dockerfiles.md", "vendor/sub/Dockerfile", "nested/Dockerfile")
+    for i in range(50):
+        (tmp_path / "src" / f"module{i}.py").parent.mkdir(exist_ok=True)
+        (tmp_path / "src" / f"module{i}.py").write_text("x = 1\n")
+    git(tmp_path, "init", "-q")
+    git(tmp_path / "vendor" / "sub", "init", "-q")
+    git(tmp_path / "vendor" / "sub", "add", "Dockerfile")
+    git(tmp_path / "vendor" / "sub", "commit", "-qm", "sub")
+    sub_head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path / "vendor" / "sub", capture_output=True,
+                              text=True, check=True).stdout.strip()
+    git(tmp_path, "update-index", "--add", "--cacheinfo", f"160000,{sub_head},vendor/sub")  # a submodule's entry
+    git(tmp_path / "nested", "init", "-q")  # an untracked nested repository
+    git(tmp_path, "add", "Dockerfile", "svc", "src")
+    monkeypatch.chdir(tmp_path)
+    assert discover(["."]).paths == [
+        "Dockerfile", ".devcontainer/devcontainer.json", "ci/deploy.gitlab-ci.yml", "k8s/app.yaml",
+        "nested/Dockerfile", "svc/api.containerfile", "vendor/sub/Dockerfile",
+    ]
+
+
 def test_without_git_the_walk_reads_everything(tmp_path, monkeypatch):
     touch(tmp_path, "app/Dockerfile", "node_modules/Dockerfile")
     (tmp_path / ".gitignore").write_text("node_modules/\n")

@@ -40,6 +40,10 @@ NAMES = [
     ("README.md", None),
     ("compose.yaml.orig", None),
     ("windows\\.github\\workflows\\ci.yml", "github"),
+    ("svc/api.containerfile", "dockerfile"),
+    ("Makefile", None),
+    ("docs/dockerfiles.txt", None),  # the word alone makes no Dockerfile
+    ("values.YAML", None),  # the patterns are case-sensitive
 ]
 
 

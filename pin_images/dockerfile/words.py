@@ -6,7 +6,6 @@ continuations joined) that knows, for each character, where it sits in the file'
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -340,6 +339,8 @@ class CommandParser:
             lo += 1
         if lo >= hi or s[lo] != "[":
             return None
+
+        import json  # only for a line that starts with "[": many Dockerfiles have none
 
         def no_constants(name: str) -> object:
             raise ValueError(name)  # Go's encoding/json has no NaN/Infinity
