@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Callable, NamedTuple
 
 from . import files, kinds
@@ -40,19 +40,21 @@ READ_AHEAD = 32 * 1024 * 1024
 Progress = Callable[[int, int], None]
 
 
-@dataclass
-class Settings:
-    """Everything a run needs, merged from the command line, the configuration file and the defaults."""
+class Settings(NamedTuple):
+    """Everything a run needs, merged from the command line, the configuration file and the defaults.
+
+    A NamedTuple, not a dataclass (a millisecond of every run's import); the defaults are read-only, being shared.
+    """
 
     paths: list[str]
     options: Options
     dry_run: bool = False
-    mirrors: dict[str, list[str]] = field(default_factory=dict)
-    insecure: list[str] = field(default_factory=list)
-    build_args: dict[str, str] = field(default_factory=dict)
+    mirrors: Mapping[str, list[str]] = MappingProxyType({})
+    insecure: Sequence[str] = ()
+    build_args: Mapping[str, str] = MappingProxyType({})
     timeout: float = DEFAULT_TIMEOUT
     deadline: float = DEFAULT_DEADLINE  # seconds for all the network work of one run
-    excludes: list[str] = field(default_factory=list)
+    excludes: Sequence[str] = ()
     fmt: str = "text"
     quiet: bool = False
     verbose: bool = False
