@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import IO, Any
 
 from . import __version__, files
@@ -16,20 +15,32 @@ EXIT_OK, EXIT_CHANGED, EXIT_ERROR = 0, 1, 2
 INFO_URI = "https://github.com/pin-images/pin-images"
 
 
-@dataclass
 class Report:
-    """Everything a run found and did."""
+    """Everything a run found and did. A plain class: one per run, and a dataclass costs every run's start-up more."""
 
-    findings: list[Finding] = field(default_factory=list)
-    file_errors: list[PinImagesError] = field(default_factory=list)
-    changed_files: list[str] = field(default_factory=list)
-    diffs: list[str] = field(default_factory=list)
-    files_scanned: int = 0
-    mode: str = "write"  # write | check | dry-run
-    update: bool = False
-    platform: str | None = None
-    config: str | None = None  # the configuration file that applied, if any
-    excluded: list[str] = field(default_factory=list)  # named paths an exclude pattern skipped
+    def __init__(
+        self,
+        findings: list[Finding] | None = None,
+        file_errors: list[PinImagesError] | None = None,
+        changed_files: list[str] | None = None,
+        diffs: list[str] | None = None,
+        files_scanned: int = 0,
+        mode: str = "write",  # write | check | dry-run
+        update: bool = False,
+        platform: str | None = None,
+        config: str | None = None,  # the configuration file that applied, if any
+        excluded: list[str] | None = None,  # named paths an exclude pattern skipped
+    ) -> None:
+        self.findings = findings if findings is not None else []
+        self.file_errors = file_errors if file_errors is not None else []
+        self.changed_files = changed_files if changed_files is not None else []
+        self.diffs = diffs if diffs is not None else []
+        self.files_scanned = files_scanned
+        self.mode = mode
+        self.update = update
+        self.platform = platform
+        self.config = config
+        self.excluded = excluded if excluded is not None else []
 
 
 def column_of(f: Finding) -> int | None:

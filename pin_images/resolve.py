@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Protocol, Union
+from typing import TYPE_CHECKING, NamedTuple, Protocol, Union
 
 from .config import matches_ignore
 from .errors import InvalidReferenceError, RegistryError
@@ -64,8 +63,7 @@ class Resolver(Protocol):
         """Release connections; the run calls it once, when it is done with the resolver it built."""
 
 
-@dataclass(frozen=True)
-class Options:
+class Options(NamedTuple):
     check: bool = False
     update: bool = False
     platform: Platform | None = None
@@ -74,8 +72,7 @@ class Options:
     pin_style: str = "tag"
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     """What happened to one image use; ``edit`` is set when the file should change."""
 
     path: str
@@ -118,8 +115,7 @@ def _finding(
                    edit, use.column, use.kind, pinned_as, use.via)
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """One unit of network work; equal targets are resolved once per run."""
 
     registry: str
@@ -129,8 +125,7 @@ class Target:
     current: str | None  # the pinned digest when re-resolving for --update
 
 
-@dataclass(frozen=True)
-class Pending:
+class Pending(NamedTuple):
     """A use that needs the network: its reference, what to resolve, and the text its edit span covers now."""
 
     path: str
@@ -140,13 +135,13 @@ class Pending:
     span_text: str
 
 
-@dataclass
 class Plan:
     """Findings decided without the network plus the uses that still need it, file by file in order."""
 
-    files: list[str] = field(default_factory=list)
-    findings: dict[str, list[Finding]] = field(default_factory=dict)
-    pending: dict[str, list[Pending]] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.files: list[str] = []
+        self.findings: dict[str, list[Finding]] = {}
+        self.pending: dict[str, list[Pending]] = {}
 
     def targets(self) -> dict[Target, Reference]:
         """Every unique target with the first reference that asked for it."""
@@ -298,8 +293,7 @@ def resolve_targets(work: Mapping[Target, Reference], resolver: Resolver, jobs: 
         stop.set()
 
 
-@dataclass(frozen=True)
-class FileResult:
+class FileResult(NamedTuple):
     """One file's findings, in line order, once every reference it needs has an answer."""
 
     path: str
@@ -413,8 +407,8 @@ def not_written(findings: Sequence[Finding], reason: str) -> list[Finding]:
     """A file's findings when it was not written: its pins are back to unpinned (with no new digest to claim) and
     its updates to stale (the tag did move)."""
     return [
-        (replace(f, status=UNPINNED, new_digest=None, edit=None, message=reason, warning=False)
-         if f.status == PINNED else replace(f, status=STALE, edit=None, message=reason, warning=False))
+        (f._replace(status=UNPINNED, new_digest=None, edit=None, message=reason, warning=False)
+         if f.status == PINNED else f._replace(status=STALE, edit=None, message=reason, warning=False))
         if f.status in CHANGES else f
         for f in findings
     ]

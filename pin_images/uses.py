@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -41,8 +40,7 @@ SKIP = Status.SKIP
 INVALID = Status.INVALID
 
 
-@dataclass(frozen=True)
-class ImageUse:
+class ImageUse(NamedTuple):
     """One external image reference and the span of text to edit to pin it.
 
     ``start``/``end`` are the character offsets of the edit span; ``line``/``column`` (1-based, in characters)

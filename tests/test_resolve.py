@@ -281,7 +281,7 @@ def test_the_scanners_note_on_a_composed_reference_travels_with_its_pin():
 def test_a_syntax_frontend_keeps_the_index_digest_under_platform():
     text = "# syntax=docker/dockerfile:1.7\nFROM python:3.12\n"
     frontend = use_in(text, "docker/dockerfile:1.7")
-    frontend = ImageUse(**{**frontend.__dict__, "instruction": "syntax"})
+    frontend = frontend._replace(instruction="syntax")
     options = Options(platform=Platform("linux", "arm64"))
     plan = plan_for(text, frontend, use_in(text, "python:3.12", line=2), options=options)
     assert sorted((t.repository, t.platform) for t in plan.targets()) == [
@@ -291,7 +291,7 @@ def test_a_syntax_frontend_keeps_the_index_digest_under_platform():
 
 def test_an_invalid_platform_flag_is_an_error_for_its_reference():
     text = "FROM --platform=linux python:3.12\n"
-    use = ImageUse(**{**use_in(text, "python:3.12").__dict__, "platform": "linux"})
+    use = use_in(text, "python:3.12")._replace(platform="linux")
     f = only(plan_for(text, use, options=Options(platform=Platform("linux", "amd64"))))
     assert f.status == ERROR and f.message.startswith("--platform=linux: ")
 
