@@ -247,7 +247,8 @@ _REAL_MAKE_RESOLVER = make_resolver
 def make_warmup(settings: Settings, env: dict[str, str]) -> Warmup:
     """Opens each registry's connections as soon as a reference needs it (see preconnect); stdlib only."""
     from .pingcache import default_path, load
-    from .preconnect import Warmup, ca_file_for
+    from .preconnect import Warmup
+    from .wire import ca_file_for
 
     ca_dirs, ca_bundle = _ca_sources(env)
     return Warmup(

@@ -9,7 +9,6 @@ or after any failure the normal path does the same work itself.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING
@@ -45,16 +44,6 @@ class Warm:
         self.connections: list[http.client.HTTPConnection] = []
         # Idle connections to other origins the run will need: (scheme, host[:port], connection); the token service.
         self.elsewhere: list[tuple[str, str, http.client.HTTPConnection]] = []
-
-
-def ca_file_for(hostport: str, ca_dirs: Collection[str], ca_bundle: str | None) -> str | None:
-    """The CA file requests is given for ``hostport``: ``<dir>/<host:port>/ca.crt`` from the first certs.d directory
-    that has one, else ``ca_bundle``; None lets requests decide (its environment variables, then certifi)."""
-    for directory in ca_dirs:
-        path = os.path.join(directory, hostport, "ca.crt")
-        if os.path.isfile(path):
-            return path
-    return ca_bundle
 
 
 def proxy_configured(env: Mapping[str, str]) -> bool:

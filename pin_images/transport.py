@@ -27,6 +27,7 @@ from .wire import (
     Response,
     TLSFailure,
     Wire,
+    ca_file_for,
 )
 
 if TYPE_CHECKING:
@@ -415,16 +416,9 @@ class Transport:
 
         Per request because, with trust_env, requests lets REQUESTS_CA_BUNDLE override Session.verify.
         """
-        if host in self._verify_cache:
-            return self._verify_cache[host]
-        found = self._ca_bundle
-        for directory in self._ca_dirs:
-            path = os.path.join(directory, host, "ca.crt")
-            if os.path.isfile(path):
-                found = path
-                break
-        self._verify_cache[host] = found
-        return found
+        if host not in self._verify_cache:
+            self._verify_cache[host] = ca_file_for(host, self._ca_dirs, self._ca_bundle)
+        return self._verify_cache[host]
 
     def _tls_message(self, host: str) -> str:
         where = self._ca_dirs[0] if self._ca_dirs else "/etc/docker/certs.d"

@@ -6,7 +6,8 @@ time limits, targets and credentials are the transport's, the same whichever lib
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import os
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -60,6 +61,17 @@ class Response:
 
     def __repr__(self) -> str:  # no headers or body: they may carry tokens
         return f"Response({self.status_code}, {len(self.body)} bytes)"
+
+
+def ca_file_for(hostport: str, ca_dirs: Collection[str], ca_bundle: str | None) -> str | None:
+    """The CA file a request to ``hostport`` verifies against (the wires' ``verify``): ``<dir>/<host:port>/ca.crt``
+    from the first certs.d directory that has one, else ``ca_bundle``; None leaves it to the wire, which decides as
+    requests does (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, then certifi)."""
+    for directory in ca_dirs:
+        path = os.path.join(directory, hostport, "ca.crt")
+        if os.path.isfile(path):
+            return path
+    return ca_bundle
 
 
 def cap_for(status: int, limit: int | None) -> int | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pin_images.preconnect import Warmup, ca_file_for, proxy_configured
+from pin_images.preconnect import Warmup, proxy_configured
 from pin_images.requests_wire import RequestsWire
 from pin_images.stdlib_wire import StdlibWire
 from tests.support import pki
@@ -47,15 +47,6 @@ def warmup(env: dict[str, str] | None = None, ca: Path | None = None, **kw: obje
 )
 def test_proxy_configured(env: dict[str, str], expected: bool) -> None:
     assert proxy_configured(env) is expected
-
-
-def test_ca_file_for_prefers_certs_d(tmp_path: Path) -> None:
-    (tmp_path / "b" / "reg:5000").mkdir(parents=True)
-    (tmp_path / "b" / "reg:5000" / "ca.crt").write_text("x")
-    dirs = [str(tmp_path / "a"), str(tmp_path / "b")]
-    assert ca_file_for("reg:5000", dirs, "/bundle.pem") == str(tmp_path / "b" / "reg:5000" / "ca.crt")
-    assert ca_file_for("other:5000", dirs, "/bundle.pem") == "/bundle.pem"
-    assert ca_file_for("other:5000", dirs, None) is None
 
 
 def test_a_plain_http_registry_on_this_machine_is_pinged_once_and_its_connections_kept() -> None:

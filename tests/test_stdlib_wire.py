@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pin_images.stdlib_wire import StdlibWire, open_connection
-from pin_images.wire import SMALL_BODY, ConnectionFailure, Headers, RequestFailure, TLSFailure
+from pin_images.wire import SMALL_BODY, ConnectionFailure, Headers, RequestFailure, TLSFailure, ca_file_for
 from tests.support import pki
 from tests.support.hostile import HostileServer, Reply, closed_port
 
@@ -196,3 +196,12 @@ def test_a_handed_over_connection_the_server_closed_is_closed_not_kept(wire: Std
         assert dead.sock is None  # closed, not left for the garbage collector
         wire.send("GET", f"{server.url}/v2/x", {}, None, T, None, None)
         assert server.requests[-1].peer == live.sock.getsockname()[1]  # type: ignore[union-attr]
+
+
+def test_ca_file_for_prefers_certs_d(tmp_path: Path) -> None:
+    (tmp_path / "b" / "reg:5000").mkdir(parents=True)
+    (tmp_path / "b" / "reg:5000" / "ca.crt").write_text("x")
+    dirs = [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert ca_file_for("reg:5000", dirs, "/bundle.pem") == str(tmp_path / "b" / "reg:5000" / "ca.crt")
+    assert ca_file_for("other:5000", dirs, "/bundle.pem") == "/bundle.pem"
+    assert ca_file_for("other:5000", dirs, None) is None
