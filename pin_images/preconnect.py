@@ -218,10 +218,10 @@ class Warmup:
         import socket
 
         host, port = split_host_port(hostport)
-        number = int(port) if port else (443 if scheme == "https" else 80)
         try:
+            number = int(port) if port else (443 if scheme == "https" else 80)
             sock = socket.create_connection((host, number), timeout=self._timeout)
-        except (OSError, ValueError):  # refused, timed out, no such name
+        except (OSError, ValueError):  # refused, timed out, no such name, a port that is no number
             return
         import ssl
 

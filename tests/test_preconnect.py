@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pin_images.pingcache import Ping
 from pin_images.preconnect import Warmup, proxy_configured
 from pin_images.requests_wire import RequestsWire
 from pin_images.stdlib_wire import StdlibWire
@@ -131,3 +132,17 @@ def test_only_the_first_registries_are_warmed() -> None:
         assert w.take(first.host) is not None
         assert w.take(second.host) is None
         assert second.requests == []  # the normal path alone talks to it
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_remembered_token_service_with_a_broken_port_is_skipped_quietly(capsys: pytest.CaptureFixture[str]) -> None:
+    # The cache holds what a registry once answered; a realm it cannot even connect to must not print a thread's
+    # traceback or stop the registry's own connections.
+    with HostileServer(challenge) as server:
+        known = {f"http://{server.host}": Ping(401, 'Bearer realm="http://localhost:x/token",service="s"')}
+        w = warmup(insecure=[server.host], known=known)
+        w.start(server.host)
+        warm = w.take(server.host)
+        assert warm is not None and warm.remembered and len(warm.connections) == 2 and warm.elsewhere == []
+        w.discard(warm)
+    assert capsys.readouterr().err == ""
