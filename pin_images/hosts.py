@@ -42,6 +42,15 @@ def split_host_port(hostport: str) -> tuple[str, str | None]:
     return hostport, None
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def address(scheme: str, hostport: str) -> tuple[str, int]:
+    """(host, port) to connect to for ``scheme://hostport``: the scheme's port when none is written."""
+    host, port = split_host_port(hostport)
+    return host, int(port) if port else DEFAULT_PORTS[scheme]
+
+
 def host_of(hostport: str) -> str:
     """The host part of host[:port], lower-cased, without IPv6 brackets or a trailing dot."""
     return split_host_port(hostport)[0].lower().rstrip(".")

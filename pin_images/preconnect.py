@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING
 
-from .hosts import api_host, host_of, is_loopback, split_host_port
+from .hosts import address, api_host, host_of, is_loopback
 from .pingcache import Ping
 
 if TYPE_CHECKING:  # only for annotations: the warm-up imports http.client and ssl when it runs
@@ -217,9 +217,8 @@ class Warmup:
         by the wire's idle check."""
         import socket
 
-        host, port = split_host_port(hostport)
         try:
-            number = int(port) if port else (443 if scheme == "https" else 80)
+            host, number = address(scheme, hostport)
             sock = socket.create_connection((host, number), timeout=self._timeout)
         except (OSError, ValueError):  # refused, timed out, no such name, a port that is no number
             return

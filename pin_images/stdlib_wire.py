@@ -15,7 +15,7 @@ import threading
 from collections.abc import Mapping
 from urllib.parse import quote, urlsplit
 
-from .hosts import split_host_port
+from .hosts import DEFAULT_PORTS, address
 from .wire import (
     ConnectionFailure,
     Headers,
@@ -177,8 +177,7 @@ class StdlibWire:
 
     def adopt(self, scheme: str, hostport: str, connections: list[http.client.HTTPConnection],
               verify: str | None) -> int:
-        host, port = split_host_port(hostport)
-        key = self._key(scheme, host, int(port) if port else (443 if scheme == "https" else 80), verify)
+        key = self._key(scheme, *address(scheme, hostport), verify)
         kept = 0
         for conn in connections:
             if not is_idle(conn.sock):
@@ -213,7 +212,7 @@ class StdlibWire:
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         if not all(0x20 < ord(ch) < 0x7F for ch in target):
             target = quote(target, safe=_SAFE)
-        return self._key(scheme, host, port or (443 if scheme == "https" else 80), verify), target
+        return self._key(scheme, host, port or DEFAULT_PORTS[scheme], verify), target
 
     def _checkout(self, key: _Key, timeout: tuple[float, float], fresh: bool) -> tuple[http.client.HTTPConnection,
                                                                                          bool]:
