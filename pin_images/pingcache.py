@@ -91,10 +91,12 @@ def save(path: str | None, learned: Mapping[str, Ping], now: float | None = None
         return
     now = time.time() if now is None else now
     entries = _entries(path)
-    for base, ping in learned.items():
-        entries[base] = {"status": ping.status, "www_authenticate": ping.www_authenticate, "saved": now}
-    if not all(_usable(e) for e in entries.values()):
-        entries = {b: e for b, e in entries.items() if _usable(e)}
+    for base, ping in learned.items():  # the file's own entries were checked as they were read
+        entry: dict[str, object] = {"status": ping.status, "www_authenticate": ping.www_authenticate, "saved": now}
+        if _usable(entry):
+            entries[base] = entry
+        else:
+            entries.pop(base, None)  # an answer we will not keep replaces the old one all the same
     newest = sorted(entries.items(), key=lambda item: float(item[1]["saved"]), reverse=True)  # type: ignore[arg-type]
     doc = {"version": _VERSION, "endpoints": dict(newest[:_MAX_ENTRIES])}
     directory = os.path.dirname(path)
