@@ -44,6 +44,14 @@ def _pin_one_file(server: RegistryServer, tmp_path: Path, auth: object = None, a
     return _ours(server, since)
 
 
+def _trust_ca(server: RegistryServer, home: Path) -> None:
+    """Put ``server``'s CA where docker looks for it (``~/.docker/certs.d/<host:port>/ca.crt``)."""
+    assert server.ca_path is not None
+    certs = home / ".docker" / "certs.d" / server.host
+    certs.mkdir(parents=True)
+    (certs / "ca.crt").write_bytes(server.ca_path.read_bytes())
+
+
 def _pings(lines: list[str]) -> list[str]:
     return [line for line in lines if '"GET /v2/ ' in line]
 
@@ -56,10 +64,7 @@ def test_one_ping_per_run_to_a_tls_registry_on_this_machine(
     tls_registry: RegistryServer, cli_home: Path, tmp_path: Path
 ) -> None:
     # A registry on a loopback address may speak TLS or not: finding out must not cost a second GET /v2/.
-    assert tls_registry.ca_path is not None
-    certs = cli_home / ".docker" / "certs.d" / tls_registry.host
-    certs.mkdir(parents=True)
-    (certs / "ca.crt").write_bytes(tls_registry.ca_path.read_bytes())
+    _trust_ca(tls_registry, cli_home)
     lines = _pin_one_file(tls_registry, tmp_path)
     assert len(_pings(lines)) == 1, lines
     assert len(_heads(lines)) == 2, lines
@@ -183,10 +188,7 @@ def test_a_registry_on_this_machine_remembered_as_plain_http_that_now_speaks_tls
     tls_registry: RegistryServer, cli_home: Path, tmp_path: Path
 ) -> None:
     # The same port, restarted with TLS: the remembered scheme is only a first guess, never a downgrade.
-    assert tls_registry.ca_path is not None
-    certs = cli_home / ".docker" / "certs.d" / tls_registry.host
-    certs.mkdir(parents=True)
-    (certs / "ca.crt").write_bytes(tls_registry.ca_path.read_bytes())
+    _trust_ca(tls_registry, cli_home)
     _remember(f"http://{tls_registry.host}", 200, "")
     lines = _pin_one_file(tls_registry, tmp_path)
     assert len(_heads(lines)) == 2 and all('" 200 ' in line for line in _heads(lines)), lines
@@ -196,10 +198,7 @@ def test_a_registry_on_this_machine_remembered_as_plain_http_that_now_speaks_tls
 def test_a_tls_registry_on_this_machine_is_not_pinged_next_time(
     tls_registry: RegistryServer, cli_home: Path, tmp_path: Path
 ) -> None:
-    assert tls_registry.ca_path is not None
-    certs = cli_home / ".docker" / "certs.d" / tls_registry.host
-    certs.mkdir(parents=True)
-    (certs / "ca.crt").write_bytes(tls_registry.ca_path.read_bytes())
+    _trust_ca(tls_registry, cli_home)
     assert len(_pings(_pin_one_file(tls_registry, tmp_path / "a"))) == 1
     lines = _pin_one_file(tls_registry, tmp_path / "b")
     assert _pings(lines) == [] and len(_heads(lines)) == 2, lines
